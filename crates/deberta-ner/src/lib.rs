@@ -1,0 +1,54 @@
+//! DeBERTa-v2/v3 token classification in Rust on candle, giving the same entities as the
+//! Hugging Face `token-classification` pipeline from the same weights, with code-point offsets.
+//!
+//! ```no_run
+//! use deberta_ner::{Pipeline, Options};
+//! let p = Pipeline::load("model-dir".as_ref(), candle_core::DType::F32, &candle_core::Device::Cpu)?;
+//! let entities = p.annotate(&["Aspirin 81 mg daily."], &Options::default(), &mut || Ok(()))?;
+//! # Ok::<(), deberta_ner::Error>(())
+//! ```
+
+pub mod aggregate;
+pub mod attention;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod model_dir;
+pub mod pipeline;
+pub mod relpos;
+pub mod windows;
+
+pub use aggregate::{Aggregation, Entity};
+pub use config::Config;
+pub use error::{Error, Result};
+pub use model::DebertaTokenClassifier;
+pub use model_dir::ModelFiles;
+pub use pipeline::{Options, Pipeline};
+pub use candle_core::{DType, Device};
+
+/// Parses a dtype name: `f32`, `f16` or `bf16`.
+pub fn parse_dtype(s: &str) -> Result<DType> {
+    match s.to_ascii_lowercase().as_str() {
+        "f32" | "float32" => Ok(DType::F32),
+        "f16" | "float16" => Ok(DType::F16),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        _ => Err(Error::InvalidOption(format!("dtype \"{s}\" (expected f32, f16 or bf16)"))),
+    }
+}
+
+/// The device for `cpu`, `cuda` (or `cuda:N`), or `auto` (CUDA when usable, else CPU).
+pub fn parse_device(s: &str) -> Result<Device> {
+    let s = s.to_ascii_lowercase();
+    let cuda = |ordinal: usize| {
+        Device::new_cuda(ordinal).map_err(|e| Error::InvalidOption(format!("no usable CUDA device {ordinal}: {e}")))
+    };
+    match s.as_str() {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(cuda(0).unwrap_or(Device::Cpu)),
+        "cuda" => cuda(0),
+        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(n) => cuda(n),
+            None => Err(Error::InvalidOption(format!("device \"{s}\" (expected cpu, cuda, cuda:N or auto)"))),
+        },
+    }
+}

@@ -1,0 +1,339 @@
+//! The DeBERTa-v2/v3 encoder with a token-classification head, mirroring
+//! `DebertaV2ForTokenClassification` of transformers 4.57 weight for weight.
+//!
+//! Differences in how (not what) it computes, all exact in real arithmetic:
+//! - the relative-position projections (`key_proj`/`query_proj`, or `pos_key_proj`/
+//!   `pos_query_proj`, of the normalised relative embeddings) do not depend on the input, so
+//!   they are computed once at load, with the attention scale folded into the query side;
+//! - a batch projects only the relative rows its length can reach ([`crate::relpos`]), once per
+//!   layer for the whole batch, where transformers projects all `2 * span` rows per sequence;
+//! - query, key and value are one matmul; the query is scaled instead of the key;
+//! - gather, bias, padding mask and softmax are one fused pass on CPU ([`crate::attention`]).
+
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+
+use crate::attention::{disentangled_softmax, AttentionPlan};
+use crate::config::{Activation, Config};
+use crate::error::{Error, Result};
+use crate::relpos::RelPos;
+
+fn weight_error(vb: &VarBuilder, name: &str, e: candle_core::Error) -> Error {
+    let full = if vb.prefix().is_empty() { name.to_string() } else { format!("{}.{name}", vb.prefix()) };
+    let reason = match e {
+        candle_core::Error::CannotFindTensor { .. } => "missing from the weights file".to_string(),
+        e => e.to_string(),
+    };
+    Error::Weight { name: full, reason }
+}
+
+fn get(vb: &VarBuilder, shape: &[usize], name: &str) -> Result<Tensor> {
+    vb.get(shape, name).map_err(|e| weight_error(vb, name, e))
+}
+
+fn linear(vb: &VarBuilder, d_in: usize, d_out: usize, bias: bool) -> Result<Linear> {
+    let w = get(vb, &[d_out, d_in], "weight")?;
+    let b = if bias { Some(get(vb, &[d_out], "bias")?) } else { None };
+    Ok(Linear::new(w, b))
+}
+
+fn layer_norm(vb: &VarBuilder, size: usize, eps: f64) -> Result<LayerNorm> {
+    Ok(LayerNorm::new(get(vb, &[size], "weight")?, get(vb, &[size], "bias")?, eps))
+}
+
+/// `x @ w^T + b` over the last dimension, for any leading dimensions.
+fn apply_linear(l: &Linear, x: &Tensor) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let (rows, d_in) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
+    let y = l.forward(&x.reshape((rows, d_in))?)?;
+    let mut out_dims = dims;
+    *out_dims.last_mut().unwrap() = y.dim(1)?;
+    Ok(y.reshape(out_dims)?)
+}
+
+fn layer_norm_fwd(ln: &LayerNorm, x: &Tensor) -> Result<Tensor> {
+    Ok(candle_nn::ops::layer_norm(x, ln.weight(), ln.bias().expect("layer norm has a bias"), ln.eps() as f32)?)
+}
+
+struct Embeddings {
+    word: Embedding,
+    position: Option<Embedding>,
+    token_type_row0: Option<Tensor>,
+    proj: Option<Linear>,
+    norm: LayerNorm,
+}
+
+impl Embeddings {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let e = cfg.embedding_size;
+        let word = Embedding::new(get(&vb.pp("word_embeddings"), &[cfg.vocab_size, e], "weight")?, e);
+        let position = if cfg.position_biased_input {
+            let w = get(&vb.pp("position_embeddings"), &[cfg.max_position_embeddings, e], "weight")?;
+            Some(Embedding::new(w, e))
+        } else {
+            None
+        };
+        // Token type ids are all 0 for single sentences.
+        let token_type_row0 = if cfg.type_vocab_size > 0 {
+            Some(get(&vb.pp("token_type_embeddings"), &[cfg.type_vocab_size, e], "weight")?.get(0)?)
+        } else {
+            None
+        };
+        let proj = if e != cfg.hidden_size {
+            Some(linear(&vb.pp("embed_proj"), e, cfg.hidden_size, false)?)
+        } else {
+            None
+        };
+        let norm = layer_norm(&vb.pp("LayerNorm"), cfg.hidden_size, cfg.layer_norm_eps)?;
+        Ok(Self { word, position, token_type_row0, proj, norm })
+    }
+
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let (_, len) = ids.dims2()?;
+        let mut x = self.word.forward(ids)?;
+        if let Some(pos) = &self.position {
+            let pos_ids = Tensor::arange(0u32, len as u32, ids.device())?;
+            x = x.broadcast_add(&pos.forward(&pos_ids)?)?;
+        }
+        if let Some(tt) = &self.token_type_row0 {
+            x = x.broadcast_add(tt)?;
+        }
+        if let Some(proj) = &self.proj {
+            x = apply_linear(proj, &x)?;
+        }
+        layer_norm_fwd(&self.norm, &x)
+    }
+}
+
+struct Layer {
+    qkv: Linear,
+    /// Projected relative table for c2p, `[heads, 2*span, head]`.
+    pos_key: Option<Tensor>,
+    /// Projected relative table for p2c, scaled by `1/scale`, `[heads, 2*span, head]`.
+    pos_query: Option<Tensor>,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: LayerNorm,
+}
+
+/// Everything one batch's layers share.
+struct BatchState {
+    plan: AttentionPlan,
+    /// First row of the relative table the batch reads.
+    first_row: usize,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, cfg: &Config, rel: Option<&Tensor>, scale: f64) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let att = vb.pp("attention");
+        let sa = att.pp("self");
+        let q = linear(&sa.pp("query_proj"), h, h, true)?;
+        let k = linear(&sa.pp("key_proj"), h, h, true)?;
+        let v = linear(&sa.pp("value_proj"), h, h, true)?;
+        let (mut pos_key, mut pos_query) = (None, None);
+        if let Some(rel) = rel {
+            let to_heads = |t: Tensor| -> Result<Tensor> {
+                let rows = t.dim(0)?;
+                Ok(t.reshape((rows, cfg.num_attention_heads, cfg.head_size))?.transpose(0, 1)?.contiguous()?)
+            };
+            let project = |l: &Linear| -> Result<Tensor> {
+                // In f32 whatever the model's dtype, then cast once.
+                let w = l.weight().to_dtype(DType::F32)?;
+                let b = l.bias().map(|b| b.to_dtype(DType::F32)).transpose()?;
+                Ok(Linear::new(w, b).forward(rel)?)
+            };
+            if cfg.pos_att_type.c2p {
+                let l = if cfg.share_att_key { k.clone() } else { linear(&sa.pp("pos_key_proj"), h, h, true)? };
+                pos_key = Some(to_heads(project(&l)?)?.to_dtype(q.weight().dtype())?);
+            }
+            if cfg.pos_att_type.p2c {
+                let l = if cfg.share_att_key { q.clone() } else { linear(&sa.pp("pos_query_proj"), h, h, true)? };
+                pos_query = Some(to_heads((project(&l)? / scale)?)?.to_dtype(q.weight().dtype())?);
+            }
+        }
+        let qkv_w = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
+        let qkv_b = Tensor::cat(&[q.bias().unwrap(), k.bias().unwrap(), v.bias().unwrap()], 0)?;
+        Ok(Self {
+            qkv: Linear::new(qkv_w, Some(qkv_b)),
+            pos_key,
+            pos_query,
+            attn_out: linear(&att.pp("output").pp("dense"), h, h, true)?,
+            attn_norm: layer_norm(&att.pp("output").pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            intermediate: linear(&vb.pp("intermediate").pp("dense"), h, cfg.intermediate_size, true)?,
+            output: linear(&vb.pp("output").pp("dense"), cfg.intermediate_size, h, true)?,
+            out_norm: layer_norm(&vb.pp("output").pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, st: &BatchState, cfg: &Config, scale: f64) -> Result<Tensor> {
+        let (b, l, hidden) = x.dims3()?;
+        let (heads, d) = (cfg.num_attention_heads, cfg.head_size);
+        let qkv = apply_linear(&self.qkv, x)?; // [b, l, 3*hidden]
+        // [b, l, 3, heads, d] -> per part [heads, b*l, d] for the shared relative matmuls.
+        let qkv = qkv.reshape((b, l, 3, heads, d))?;
+        let part = |i: usize| -> Result<Tensor> { Ok(qkv.narrow(2, i, 1)?.squeeze(2)?) }; // [b,l,heads,d]
+        let q = (part(0)? / scale)?;
+        let k = part(1)?;
+        let v = part(2)?;
+        let q_bh = q.transpose(1, 2)?.contiguous()?; // [b, heads, l, d]
+        let k_bh = k.transpose(1, 2)?.contiguous()?;
+        let v_bh = v.transpose(1, 2)?.contiguous()?;
+        let qk = q_bh.matmul(&k_bh.t()?)?; // [b, heads, l, l]
+        let width = st.plan.width;
+        let c2p = match &self.pos_key {
+            Some(pk) => {
+                let q_h = q.permute((2, 0, 1, 3))?.reshape((heads, b * l, d))?;
+                let pk = pk.narrow(1, st.first_row, width)?;
+                Some(q_h.matmul(&pk.t()?)?) // [heads, b*l, width]
+            }
+            None => None,
+        };
+        let p2c = match &self.pos_query {
+            Some(pq) => {
+                let k_h = k.permute((2, 0, 1, 3))?.reshape((heads, b * l, d))?;
+                let pq = pq.narrow(1, st.first_row, width)?;
+                Some(k_h.matmul(&pq.t()?)?)
+            }
+            None => None,
+        };
+        let probs = disentangled_softmax(&st.plan, &qk, c2p.as_ref(), p2c.as_ref())?;
+        let ctx = probs.matmul(&v_bh)?.transpose(1, 2)?.reshape((b, l, hidden))?;
+        let attn = apply_linear(&self.attn_out, &ctx)?;
+        let x = layer_norm_fwd(&self.attn_norm, &(attn + x)?)?;
+        let inter = apply_linear(&self.intermediate, &x)?;
+        let inter = match cfg.hidden_act {
+            Activation::Gelu => inter.gelu_erf()?,
+            Activation::GeluTanh => inter.gelu()?,
+            Activation::Relu => inter.relu()?,
+            Activation::Silu => inter.silu()?,
+        };
+        let out = apply_linear(&self.output, &inter)?;
+        layer_norm_fwd(&self.out_norm, &(out + x)?)
+    }
+}
+
+/// A loaded DeBERTa-v2/v3 token classifier.
+pub struct DebertaTokenClassifier {
+    cfg: Config,
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    classifier: Linear,
+    relpos: RelPos,
+    /// `sqrt(head_size * scale_factor)`.
+    scale: f64,
+    device: Device,
+    dtype: DType,
+}
+
+impl DebertaTokenClassifier {
+    /// Loads the weights under `vb` (the root of a `DebertaV2ForTokenClassification`
+    /// checkpoint: `deberta.*` and `classifier.*`).
+    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let device = vb.device().clone();
+        let dtype = vb.dtype();
+        let deberta = vb.pp("deberta");
+        let embeddings = Embeddings::load(deberta.pp("embeddings"), cfg)?;
+        let scale_factor = 1 + cfg.pos_att_type.c2p as usize + cfg.pos_att_type.p2c as usize;
+        // torch computes the scale in f32.
+        let scale = ((cfg.head_size * scale_factor) as f32).sqrt() as f64;
+        let encoder = deberta.pp("encoder");
+        let span = cfg.att_span();
+        let rel = if cfg.relative_attention {
+            let table_rows = 2 * span;
+            let enc_f32 = encoder.clone().set_dtype(DType::F32);
+            let table = get(&enc_f32.pp("rel_embeddings"), &[table_rows, h], "weight")?;
+            let table = if cfg.norm_rel_ebd {
+                layer_norm_fwd(&layer_norm(&enc_f32.pp("LayerNorm"), h, cfg.layer_norm_eps)?, &table)?
+            } else {
+                table
+            };
+            Some(table)
+        } else {
+            None
+        };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::load(encoder.pp("layer").pp(i), cfg, rel.as_ref(), scale))
+            .collect::<Result<Vec<_>>>()?;
+        let classifier = linear(&vb.pp("classifier"), h, cfg.labels.len(), true)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            embeddings,
+            layers,
+            classifier,
+            relpos: RelPos::new(span, cfg.position_buckets, cfg.max_relative_positions),
+            scale,
+            device,
+            dtype,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Logits for a batch of token-id sequences (special tokens included), as one
+    /// `len x labels` row-major f32 vector per sequence. Sequences are padded to the longest;
+    /// padding never changes the logits of real tokens.
+    pub fn forward(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let len = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+        if seqs.is_empty() || len == 0 {
+            return Ok(seqs.iter().map(|_| Vec::new()).collect());
+        }
+        if let Some(max) = self.cfg.max_input_tokens() {
+            if len > max {
+                return Err(Error::InvalidOption(format!(
+                    "sequence of {len} tokens exceeds this model's max_position_embeddings {max}"
+                )));
+            }
+        }
+        let b = seqs.len();
+        let mut ids = vec![self.cfg.pad_token_id as u32; b * len];
+        for (i, s) in seqs.iter().enumerate() {
+            if let Some(bad) = s.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
+                return Err(Error::InvalidOption(format!(
+                    "token id {bad} is outside the vocabulary of {} (tokenizer and model do not match)",
+                    self.cfg.vocab_size
+                )));
+            }
+            ids[i * len..i * len + s.len()].copy_from_slice(s);
+        }
+        let ids = Tensor::from_vec(ids, (b, len), &self.device)?;
+        let (first_row, rows) = self.relpos.rows_for_len(len);
+        let width = if self.cfg.relative_attention { *rows.iter().max().unwrap() as usize + 1 } else { 0 };
+        let st = BatchState {
+            plan: AttentionPlan {
+                batch: b,
+                heads: self.cfg.num_attention_heads,
+                len,
+                width,
+                rows,
+                lens: seqs.iter().map(|s| s.len()).collect(),
+            },
+            first_row,
+        };
+        let mut x = self.embeddings.forward(&ids)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &st, &self.cfg, self.scale)?;
+        }
+        let logits = apply_linear(&self.classifier, &x)?.to_dtype(DType::F32)?;
+        let n_labels = logits.dim(D::Minus1)?;
+        let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        Ok(seqs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| flat[i * len * n_labels..(i * len + s.len()) * n_labels].to_vec())
+            .collect())
+    }
+}

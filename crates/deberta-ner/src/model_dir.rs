@@ -1,0 +1,144 @@
+//! Finding the files of a model in Hugging Face layout: a plain folder, or a hub cache
+//! (`models--ORG--NAME`, whose `refs/main` names the snapshot) or one of its snapshots.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use crate::error::{Error, Result};
+
+/// The files of one model.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub tokenizer: PathBuf,
+    pub weights: Weights,
+}
+
+#[derive(Debug, Clone)]
+pub enum Weights {
+    Safetensors(PathBuf),
+    PytorchBin(PathBuf),
+}
+
+impl ModelFiles {
+    /// Resolves `path`: a model folder, a snapshot folder, or a `models--ORG--NAME` cache
+    /// folder (its `refs/main` snapshot, or its only snapshot).
+    pub fn locate(path: &Path) -> Result<Self> {
+        if !path.is_dir() {
+            return Err(Error::ModelNotFound { path: path.to_path_buf() });
+        }
+        let dir = if path.join("config.json").exists() { path.to_path_buf() } else { snapshot_of(path)? };
+        let need = |name: &str| -> Result<PathBuf> {
+            let p = dir.join(name);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(Error::MissingFile { file: name.to_string(), dir: dir.clone() })
+            }
+        };
+        let config = need("config.json")?;
+        let tokenizer = need("tokenizer.json")?;
+        let weights = if dir.join("model.safetensors").is_file() {
+            Weights::Safetensors(dir.join("model.safetensors"))
+        } else if dir.join("pytorch_model.bin").is_file() {
+            Weights::PytorchBin(dir.join("pytorch_model.bin"))
+        } else {
+            return Err(Error::MissingFile {
+                file: "model.safetensors or pytorch_model.bin".into(),
+                dir: dir.clone(),
+            });
+        };
+        Ok(Self { dir, config, tokenizer, weights })
+    }
+
+    /// A variable builder over the weights, converting to `dtype` on `device`. Safetensors
+    /// are memory-mapped.
+    pub fn var_builder(&self, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+        match &self.weights {
+            Weights::Safetensors(p) => {
+                // Safety: the mapped file must not change while the model is loaded, the usual
+                // contract of memory-mapped weights.
+                unsafe { VarBuilder::from_mmaped_safetensors(&[p], dtype, device) }
+                    .map_err(|e| Error::BadFile { path: p.clone(), reason: e.to_string() })
+            }
+            Weights::PytorchBin(p) => VarBuilder::from_pth(p, dtype, device)
+                .map_err(|e| Error::BadFile { path: p.clone(), reason: e.to_string() }),
+        }
+    }
+}
+
+fn snapshot_of(path: &Path) -> Result<PathBuf> {
+    let snapshots = path.join("snapshots");
+    if !snapshots.is_dir() {
+        return Err(Error::MissingFile { file: "config.json".into(), dir: path.to_path_buf() });
+    }
+    if let Ok(rev) = std::fs::read_to_string(path.join("refs").join("main")) {
+        let snap = snapshots.join(rev.trim());
+        if snap.join("config.json").exists() {
+            return Ok(snap);
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&snapshots)
+        .map_err(|e| Error::BadFile { path: snapshots.clone(), reason: e.to_string() })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("config.json").exists())
+        .collect();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(Error::MissingFile { file: "a snapshot with config.json".into(), dir: snapshots }),
+        n => Err(Error::InvalidOption(format!(
+            "\"{}\" holds {n} snapshots and no refs/main; name one snapshot folder",
+            path.display()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"{}").unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_missing_file_and_folder() {
+        let tmp = std::env::temp_dir().join(format!("deberta-ner-md-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let e = ModelFiles::locate(&tmp).unwrap_err().to_string();
+        assert!(e.contains("does not exist") && e.contains(tmp.to_str().unwrap()), "{e}");
+        touch(&tmp.join("config.json"));
+        let e = ModelFiles::locate(&tmp).unwrap_err().to_string();
+        assert!(e.contains("tokenizer.json"), "{e}");
+        touch(&tmp.join("tokenizer.json"));
+        let e = ModelFiles::locate(&tmp).unwrap_err().to_string();
+        assert!(e.contains("model.safetensors or pytorch_model.bin"), "{e}");
+        touch(&tmp.join("pytorch_model.bin"));
+        assert!(matches!(ModelFiles::locate(&tmp).unwrap().weights, Weights::PytorchBin(_)));
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn resolves_hub_cache_snapshots() {
+        let tmp = std::env::temp_dir().join(format!("deberta-ner-hub-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let snap = tmp.join("models--venkatd--BIOMed_NER/snapshots/abc123");
+        for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+            touch(&snap.join(f));
+        }
+        let root = tmp.join("models--venkatd--BIOMed_NER");
+        assert_eq!(ModelFiles::locate(&root).unwrap().dir, snap);
+        std::fs::create_dir_all(root.join("snapshots/def456")).unwrap();
+        touch(&root.join("snapshots/def456/config.json"));
+        assert!(ModelFiles::locate(&root).is_err(), "two snapshots, no refs/main");
+        std::fs::create_dir_all(root.join("refs")).unwrap();
+        std::fs::write(root.join("refs/main"), "abc123\n").unwrap();
+        assert_eq!(ModelFiles::locate(&root).unwrap().dir, snap);
+        assert_eq!(ModelFiles::locate(&snap).unwrap().dir, snap);
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}
