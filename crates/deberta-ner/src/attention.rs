@@ -44,7 +44,7 @@ impl DisentangledSoftmax<'_> {
                 let n = lens[b];
                 for q in 0..n {
                     let qk_row = &qk[(bh * len + q) * len..][..n];
-                    let c2p_row = &c2p[(h * batch * len + b * len + q) * width..][..width];
+                    let c2p_row = if self.use_c2p { &c2p[(h * batch * len + b * len + q) * width..][..width] } else { &[] };
                     let mut max = f32::NEG_INFINITY;
                     for k in 0..n {
                         let r = rows[q + len - 1 - k] as usize;
