@@ -1,1 +1,93 @@
-fn main(){}
+//! `biomed-ner`: biomedical entities for JSON lines on stdin, one JSON array per line on
+//! stdout; and `biomed-ner eval` for entity-level scores on a brat corpus.
+
+mod args;
+mod eval;
+
+use std::io::{BufRead, BufWriter, Write};
+use std::process::ExitCode;
+
+use deberta_ner::{Options, Pipeline};
+
+use args::{Args, Command};
+
+fn main() -> ExitCode {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("biomed-ner: {msg}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(n) = args.threads {
+        // candle's matmul and rayon's pool both read this; set before either starts.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let result = match &args.command {
+        Command::Help => {
+            println!("{}", args::USAGE);
+            Ok(())
+        }
+        Command::Annotate => load(&args).and_then(|p| annotate(&p, &args.options)),
+        Command::Eval(e) => load(&args).and_then(|p| eval::run(&p, &args.options, e)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("biomed-ner: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load(args: &Args) -> Result<Pipeline, String> {
+    let dir = match &args.model {
+        Some(d) => d.clone(),
+        None => return Err(args::NO_MODEL.to_string()),
+    };
+    let device = deberta_ner::parse_device(&args.device).map_err(|e| e.to_string())?;
+    Pipeline::load(&dir, args.dtype, &device).map_err(|e| e.to_string())
+}
+
+/// Texts are annotated in chunks, so that batches fill up across lines while output still
+/// streams.
+fn annotate(p: &Pipeline, opts: &Options) -> Result<(), String> {
+    let chunk = (opts.batch_size * 16).max(64);
+    let stdin = std::io::stdin().lock();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut pending: Vec<String> = Vec::with_capacity(chunk);
+    let flush = |pending: &mut Vec<String>, out: &mut BufWriter<_>| -> Result<(), String> {
+        let texts: Vec<&str> = pending.iter().map(String::as_str).collect();
+        let results = p.annotate(&texts, opts, &mut || Ok(())).map_err(|e| e.to_string())?;
+        for entities in results {
+            serde_json::to_writer(&mut *out, &entities).map_err(|e| e.to_string())?;
+            out.write_all(b"\n").map_err(|e| e.to_string())?;
+        }
+        out.flush().map_err(|e| e.to_string())?;
+        pending.clear();
+        Ok(())
+    };
+    for (i, line) in stdin.lines().enumerate() {
+        let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
+        match parse_line(&line) {
+            Ok(text) => pending.push(text),
+            Err(why) => {
+                flush(&mut pending, &mut out)?;
+                return Err(format!("line {}: {why}", i + 1));
+            }
+        }
+        if pending.len() >= chunk {
+            flush(&mut pending, &mut out)?;
+        }
+    }
+    flush(&mut pending, &mut out)
+}
+
+fn parse_line(line: &str) -> Result<String, String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    match v.get("text") {
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err("\"text\" is not a string".into()),
+        None => Err("expected an object with a \"text\" string".into()),
+    }
+}

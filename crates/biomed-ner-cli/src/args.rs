@@ -1,0 +1,116 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use deberta_ner::{DType, Options};
+
+pub const USAGE: &str = "\
+usage: biomed-ner [OPTIONS] < texts.jsonl > entities.jsonl
+       biomed-ner eval [OPTIONS] --brat DIR [--split-file SPLIT.tsv --split test]
+
+Reads JSON lines {\"text\": \"...\"} and writes, per line and in order, a JSON array of
+entities {\"entity_group\", \"score\", \"word\", \"start\", \"end\"} with code-point offsets.
+
+options:
+  --model DIR          model folder in Hugging Face layout, or a hub cache snapshot
+  --aggregation S      none | simple (default) | first | average | max
+  --max-length N       tokens per window, special tokens included (default 512)
+  --stride N           tokens shared by consecutive windows (default 128)
+  --batch-size N       windows per forward pass (default 8)
+  --max-batch-tokens N padded tokens per forward pass (default 16384)
+  --threads N          CPU threads (default: RAYON_NUM_THREADS, else all cores)
+  --dtype T            f32 (default) | f16 | bf16
+  --device D           cpu (default) | cuda | cuda:N | auto
+eval options:
+  --brat DIR           folder of brat .txt/.ann pairs
+  --split-file F       tab-separated doc_id, split; with --split, score only that split
+  --split NAME         e.g. test";
+
+pub const NO_MODEL: &str = "no model given: pass --model DIR, a folder with config.json, tokenizer.json \
+and model.safetensors or pytorch_model.bin (for example one made by \
+`huggingface-cli download venkatd/BIOMed_NER --local-dir DIR`)";
+
+pub struct EvalArgs {
+    pub brat: PathBuf,
+    pub split_file: Option<PathBuf>,
+    pub split: Option<String>,
+}
+
+pub enum Command {
+    Annotate,
+    Eval(EvalArgs),
+    Help,
+}
+
+pub struct Args {
+    pub command: Command,
+    pub model: Option<PathBuf>,
+    pub options: Options,
+    pub threads: Option<usize>,
+    pub dtype: DType,
+    pub device: String,
+}
+
+fn number(flag: &str, v: &str, min: usize) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(format!("{flag} wants an integer of at least {min}, got \"{v}\"")),
+    }
+}
+
+pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut args = Args {
+        command: Command::Annotate,
+        model: None,
+        options: Options::default(),
+        threads: None,
+        dtype: DType::F32,
+        device: "cpu".into(),
+    };
+    let (mut brat, mut split_file, mut split) = (None, None, None);
+    let mut eval = false;
+    let mut first = true;
+    while let Some(flag) = it.next() {
+        if first && flag == "eval" {
+            eval = true;
+            first = false;
+            continue;
+        }
+        first = false;
+        if flag == "-h" || flag == "--help" {
+            args.command = Command::Help;
+            return Ok(args);
+        }
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let o = &mut args.options;
+        match flag.as_str() {
+            "--model" => args.model = Some(PathBuf::from(value()?)),
+            "--aggregation" => o.aggregation = value()?.parse().map_err(|e: deberta_ner::Error| e.to_string())?,
+            "--max-length" => o.max_length = number(&flag, &value()?, 3)?,
+            "--stride" => o.stride = number(&flag, &value()?, 0)?,
+            "--batch-size" => o.batch_size = number(&flag, &value()?, 1)?,
+            "--max-batch-tokens" => o.max_batch_tokens = number(&flag, &value()?, 1)?,
+            "--threads" => args.threads = Some(number(&flag, &value()?, 1)?),
+            "--dtype" => args.dtype = deberta_ner::parse_dtype(&value()?).map_err(|e| e.to_string())?,
+            "--device" => args.device = value()?,
+            "--brat" if eval => brat = Some(PathBuf::from(value()?)),
+            "--split-file" if eval => split_file = Some(PathBuf::from(value()?)),
+            "--split" if eval => split = Some(value()?),
+            other => return Err(format!("unknown argument \"{other}\"")),
+        }
+    }
+    if args.options.stride + 2 >= args.options.max_length {
+        return Err(format!(
+            "--stride {} must be smaller than --max-length {} minus the special tokens",
+            args.options.stride, args.options.max_length
+        ));
+    }
+    if eval {
+        let brat = brat.ok_or("eval needs --brat DIR")?;
+        if split.is_some() != split_file.is_some() {
+            return Err("--split and --split-file go together".into());
+        }
+        args.command = Command::Eval(EvalArgs { brat, split_file, split });
+    }
+    Ok(args)
+}
