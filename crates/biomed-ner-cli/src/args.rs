@@ -21,6 +21,7 @@ options:
   --threads N          CPU threads (default: RAYON_NUM_THREADS, else all cores)
   --dtype T            f32 (default) | f16 | bf16
   --device D           cpu (default) | cuda | cuda:N | auto
+  --stats              print load and annotation seconds to stderr as JSON
 eval options:
   --brat DIR           folder of brat .txt/.ann pairs
   --split-file F       tab-separated doc_id, split; with --split, score only that split
@@ -49,6 +50,8 @@ pub struct Args {
     pub threads: Option<usize>,
     pub dtype: DType,
     pub device: String,
+    /// Print load and annotation times to stderr as JSON.
+    pub stats: bool,
 }
 
 fn number(flag: &str, v: &str, min: usize) -> Result<usize, String> {
@@ -66,6 +69,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         threads: None,
         dtype: DType::F32,
         device: "cpu".into(),
+        stats: false,
     };
     let (mut brat, mut split_file, mut split) = (None, None, None);
     let mut eval = false;
@@ -93,6 +97,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--threads" => args.threads = Some(number(&flag, &value()?, 1)?),
             "--dtype" => args.dtype = deberta_ner::parse_dtype(&value()?).map_err(|e| e.to_string())?,
             "--device" => args.device = value()?,
+            "--stats" => args.stats = true,
             "--brat" if eval => brat = Some(PathBuf::from(value()?)),
             "--split-file" if eval => split_file = Some(PathBuf::from(value()?)),
             "--split" if eval => split = Some(value()?),

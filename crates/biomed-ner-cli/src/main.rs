@@ -28,7 +28,15 @@ fn main() -> ExitCode {
             println!("{}", args::USAGE);
             Ok(())
         }
-        Command::Annotate => load(&args).and_then(|p| annotate(&p, &args.options)),
+        Command::Annotate => load(&args).and_then(|p| {
+            let t0 = std::time::Instant::now();
+            let n = annotate(&p, &args.options)?;
+            if args.stats {
+                let s = serde_json::json!({"load_seconds": p.load_seconds, "annotate_seconds": t0.elapsed().as_secs_f64(), "texts": n});
+                eprintln!("{s}");
+            }
+            Ok(())
+        }),
         Command::Eval(e) => load(&args).and_then(|p| eval::run(&p, &args.options, e)),
     };
     match result {
@@ -51,7 +59,8 @@ fn load(args: &Args) -> Result<Pipeline, String> {
 
 /// Texts are annotated in chunks, so that batches fill up across lines while output still
 /// streams.
-fn annotate(p: &Pipeline, opts: &Options) -> Result<(), String> {
+fn annotate(p: &Pipeline, opts: &Options) -> Result<usize, String> {
+    let mut count = 0;
     let chunk = (opts.batch_size * 16).max(64);
     let stdin = std::io::stdin().lock();
     let mut out = BufWriter::new(std::io::stdout().lock());
@@ -70,7 +79,10 @@ fn annotate(p: &Pipeline, opts: &Options) -> Result<(), String> {
     for (i, line) in stdin.lines().enumerate() {
         let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
         match parse_line(&line) {
-            Ok(text) => pending.push(text),
+            Ok(text) => {
+                pending.push(text);
+                count += 1;
+            }
             Err(why) => {
                 flush(&mut pending, &mut out)?;
                 return Err(format!("line {}: {why}", i + 1));
@@ -80,7 +92,8 @@ fn annotate(p: &Pipeline, opts: &Options) -> Result<(), String> {
             flush(&mut pending, &mut out)?;
         }
     }
-    flush(&mut pending, &mut out)
+    flush(&mut pending, &mut out)?;
+    Ok(count)
 }
 
 fn parse_line(line: &str) -> Result<String, String> {
