@@ -10,6 +10,8 @@
 
 pub mod aggregate;
 pub mod attention;
+#[cfg(feature = "bundled-model")]
+pub mod bundled;
 pub mod config;
 pub mod error;
 pub mod model;

@@ -287,6 +287,12 @@ impl DebertaTokenClassifier {
     /// `len x labels` row-major f32 vector per sequence. Sequences are padded to the longest;
     /// padding never changes the logits of real tokens.
     pub fn forward(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        self.forward_checked(seqs, &mut || Ok(()))
+    }
+
+    /// [`Self::forward`], calling `check` before every layer; an error from it stops the pass
+    /// (cancellation).
+    pub fn forward_checked(&self, seqs: &[&[u32]], check: &mut dyn FnMut() -> Result<()>) -> Result<Vec<Vec<f32>>> {
         let len = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
         if seqs.is_empty() || len == 0 {
             return Ok(seqs.iter().map(|_| Vec::new()).collect());
@@ -325,6 +331,7 @@ impl DebertaTokenClassifier {
         };
         let mut x = self.embeddings.forward(&ids)?;
         for layer in &self.layers {
+            check()?;
             x = layer.forward(&x, &st, &self.cfg, self.scale)?;
         }
         let logits = apply_linear(&self.classifier, &x)?.to_dtype(DType::F32)?;

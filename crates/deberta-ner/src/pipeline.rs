@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
 use tokenizers::{ModelWrapper, Tokenizer};
 
 use crate::aggregate::{aggregate, softmax_in_place, Aggregation, Entity, TokenScores};
@@ -63,7 +64,8 @@ pub struct Pipeline {
     suffix: Vec<u32>,
     unk_id: Option<u32>,
     subword: SubwordRule,
-    pub files: ModelFiles,
+    /// Where the model came from: its folder, or `bundled:NAME`.
+    pub origin: String,
     pub load_seconds: f64,
 }
 
@@ -87,8 +89,32 @@ impl Pipeline {
         let t0 = Instant::now();
         let files = ModelFiles::locate(path)?;
         let cfg = Config::from_file(&files.config)?;
-        let mut tokenizer = Tokenizer::from_file(&files.tokenizer)
+        let tokenizer = Tokenizer::from_file(&files.tokenizer)
             .map_err(|e| Error::BadFile { path: files.tokenizer.clone(), reason: e.to_string() })?;
+        let vb = files.var_builder(dtype, device)?;
+        Self::from_parts(cfg, tokenizer, vb, files.dir.display().to_string(), t0)
+    }
+
+    /// Loads a model held in memory: `config.json` text, `tokenizer.json` bytes and
+    /// safetensors bytes. `origin` names it in [`Pipeline::origin`].
+    pub fn from_memory(
+        config: &str,
+        tokenizer: &[u8],
+        safetensors: &[u8],
+        origin: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let t0 = Instant::now();
+        let cfg = Config::from_json(config)?;
+        let tokenizer = Tokenizer::from_bytes(tokenizer)
+            .map_err(|e| Error::BadFile { path: format!("{origin}/tokenizer.json").into(), reason: e.to_string() })?;
+        let vb = VarBuilder::from_slice_safetensors(safetensors, dtype, device)
+            .map_err(|e| Error::BadFile { path: format!("{origin}/model.safetensors").into(), reason: e.to_string() })?;
+        Self::from_parts(cfg, tokenizer, vb, origin.to_string(), t0)
+    }
+
+    fn from_parts(cfg: Config, mut tokenizer: Tokenizer, vb: VarBuilder, origin: String, t0: Instant) -> Result<Self> {
         // The pipeline never truncates or pads inside the tokenizer; windows do that.
         tokenizer.with_truncation(None).map_err(tok_err)?;
         tokenizer.with_padding(None);
@@ -108,7 +134,6 @@ impl Pipeline {
             }
             _ => SubwordRule::Heuristic,
         };
-        let vb = files.var_builder(dtype, device)?;
         let model = DebertaTokenClassifier::load(vb, &cfg)?;
         Ok(Self {
             model,
@@ -117,7 +142,7 @@ impl Pipeline {
             suffix,
             unk_id,
             subword,
-            files,
+            origin,
             load_seconds: t0.elapsed().as_secs_f64(),
         })
     }
@@ -152,13 +177,13 @@ impl Pipeline {
         }
     }
 
-    /// Entities of each text, in order. `between_batches` runs on the calling thread before
-    /// every forward pass; an error from it stops the run (cancellation).
+    /// Entities of each text, in order. `check` runs on the calling thread before every batch
+    /// and every layer of its forward pass; an error from it stops the run (cancellation).
     pub fn annotate(
         &self,
         texts: &[&str],
         opts: &Options,
-        between_batches: &mut dyn FnMut() -> Result<()>,
+        check: &mut dyn FnMut() -> Result<()>,
     ) -> Result<Vec<Vec<Entity>>> {
         let overhead = self.prefix.len() + self.suffix.len();
         let max_length = match self.model.config().max_input_tokens() {
@@ -202,9 +227,9 @@ impl Pipeline {
             .collect();
         let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
         for batch in pack(&lens, opts.batch_size, opts.max_batch_tokens) {
-            between_batches()?;
+            check()?;
             let inputs: Vec<&[u32]> = batch.iter().map(|&i| seqs[i].as_slice()).collect();
-            let logits = self.model.forward(&inputs)?;
+            let logits = self.model.forward_checked(&inputs, check)?;
             for (&wi, lg) in batch.iter().zip(logits) {
                 let (ti, w) = wins[wi];
                 for t in w.start..w.end {

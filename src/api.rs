@@ -1,0 +1,157 @@
+//! The SQL functions of biomed_ner.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+
+use pgrx::prelude::*;
+use pgrx::spi::Spi;
+use pgrx::{JsonB, PgSqlErrorCode};
+
+use crate::backend::{self, to_jsonb};
+use crate::error::raise;
+use crate::gucs;
+
+/// Entities of one note as jsonb, in the shape of the Hugging Face token-classification
+/// pipeline: `[{"entity_group", "score", "word", "start", "end"}, ...]`, offsets in
+/// characters. NULL gives NULL, `''` gives `[]`.
+#[pg_extern(stable, parallel_safe, strict, name = "biomed_ner")]
+fn biomed_ner(note: &str) -> JsonB {
+    if note.is_empty() {
+        return JsonB(serde_json::json!([]));
+    }
+    to_jsonb(&backend::annotate(&[note], "biomed_ner")[0])
+}
+
+/// Entities of many notes in one batched call: one jsonb per element, in order; NULL
+/// elements give NULL.
+#[pg_extern(stable, parallel_safe, strict, name = "biomed_ner")]
+fn biomed_ner_array(notes: Array<&str>) -> Vec<Option<JsonB>> {
+    let items: Vec<Option<&str>> = notes.iter().collect();
+    let texts: Vec<&str> = items.iter().flatten().copied().filter(|t| !t.is_empty()).collect();
+    let mut results = backend::annotate(&texts, "biomed_ner").into_iter();
+    items
+        .iter()
+        .map(|item| match item {
+            None => None,
+            Some("") => Some(JsonB(serde_json::json!([]))),
+            Some(_) => Some(to_jsonb(&results.next().expect("one result per non-empty text"))),
+        })
+        .collect()
+}
+
+/// One row per entity of a note, for LATERAL joins and materialized views. `start_pos` and
+/// `end_pos` are 0-based character offsets, `end_pos` exclusive:
+/// `substr(note, start_pos + 1, end_pos - start_pos) = word`.
+#[pg_extern(stable, parallel_safe, strict)]
+fn biomed_ner_entities(
+    note: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(entity_group, String),
+        name!(word, String),
+        name!(start_pos, i32),
+        name!(end_pos, i32),
+        name!(score, f32),
+    ),
+> {
+    let entities = if note.is_empty() { Vec::new() } else { backend::annotate(&[note], "biomed_ner_entities").remove(0) };
+    TableIterator::new(entities.into_iter().map(|e| (e.group, e.word, e.start as i32, e.end as i32, e.score)))
+}
+
+/// Annotates every row of `query` (its first column an integer id, its second the text) in
+/// batches of `batch_rows` rows, streaming: only one batch is held at a time.
+#[pg_extern(volatile, parallel_unsafe)]
+fn biomed_ner_bulk(
+    query: &str,
+    batch_rows: default!(i32, 64),
+) -> TableIterator<'static, (name!(id, Option<i64>), name!(entities, Option<JsonB>))> {
+    if batch_rows < 1 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("batch_rows must be at least 1, got {batch_rows}"),
+            "Pass a positive number of rows per batch, for example 64.",
+            "biomed_ner_bulk",
+        );
+    }
+    let query = query.trim().trim_end_matches(';');
+    let wrapped = format!("SELECT q.__biomed_id::bigint, q.__biomed_text::text FROM ({query}) AS q(__biomed_id, __biomed_text)");
+    let cursor = Spi::connect(|client| client.open_cursor(wrapped.as_str(), &[]).detach_into_name());
+    TableIterator::new(Bulk { cursor: Some(cursor), batch_rows: batch_rows as i64, buffer: VecDeque::new(), done: 0 })
+}
+
+struct Bulk {
+    cursor: Option<String>,
+    batch_rows: i64,
+    buffer: VecDeque<(Option<i64>, Option<JsonB>)>,
+    done: u64,
+}
+
+impl Bulk {
+    fn refill(&mut self) {
+        let Some(name) = self.cursor.take() else { return };
+        let rows: Vec<(Option<i64>, Option<String>)> = Spi::connect(|client| {
+            let mut cursor = client.find_cursor(&name).expect("bulk cursor is open");
+            let table = cursor.fetch(self.batch_rows).expect("fetch from bulk cursor");
+            let rows: Vec<_> = table
+                .map(|row| (row.get::<i64>(1).expect("id column"), row.get::<String>(2).expect("text column")))
+                .collect();
+            if rows.len() as i64 == self.batch_rows {
+                self.cursor = Some(cursor.detach_into_name());
+            }
+            rows
+        });
+        let texts: Vec<&str> = rows.iter().filter_map(|(_, t)| t.as_deref()).filter(|t| !t.is_empty()).collect();
+        let mut results = backend::annotate(&texts, "biomed_ner_bulk").into_iter();
+        for (id, text) in &rows {
+            let entities = match text.as_deref() {
+                None => None,
+                Some("") => Some(JsonB(serde_json::json!([]))),
+                Some(_) => Some(to_jsonb(&results.next().expect("one result per text"))),
+            };
+            self.buffer.push_back((*id, entities));
+        }
+        let before = self.done;
+        self.done += rows.len() as u64;
+        if before / 10_000 != self.done / 10_000 {
+            pgrx::notice!("biomed_ner_bulk: {} rows annotated", self.done);
+        }
+    }
+}
+
+impl Iterator for Bulk {
+    type Item = (Option<i64>, Option<JsonB>);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffer.is_empty() {
+            self.refill();
+        }
+        self.buffer.pop_front()
+    }
+}
+
+/// What this backend runs: the model and where it came from, its labels, dtype, device,
+/// threads, load time and the notes it has annotated. Loads the model if needed.
+#[pg_extern(volatile, parallel_safe)]
+fn biomed_ner_info() -> JsonB {
+    let m = backend::model("biomed_ner_info");
+    let o = backend::options("biomed_ner_info");
+    let cfg = m.pipeline.model.config();
+    JsonB(serde_json::json!({
+        "model": m.pipeline.origin,
+        "bundled": m.pipeline.origin.starts_with("bundled:"),
+        "labels": m.pipeline.labels(),
+        "entity_types": cfg.labels.iter().filter(|l| *l != "O").map(|l| l.trim_start_matches("B-").trim_start_matches("I-")).collect::<std::collections::BTreeSet<_>>(),
+        "layers": cfg.num_hidden_layers,
+        "hidden_size": cfg.hidden_size,
+        "dtype": format!("{:?}", m.pipeline.model.dtype()).to_lowercase(),
+        "device": m.device_name,
+        "threads": gucs::threads(),
+        "aggregation": o.aggregation.as_str(),
+        "max_length": o.max_length,
+        "stride": o.stride,
+        "batch_size": o.batch_size,
+        "load_seconds": (m.pipeline.load_seconds * 1000.0).round() / 1000.0,
+        "notes_annotated": m.calls.load(Ordering::Relaxed),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}

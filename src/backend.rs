@@ -1,0 +1,233 @@
+//! The model of this backend: loaded once, on first use, and again only when
+//! `biomed_ner.model`, `device` or `dtype` change; and the threads it runs on.
+//!
+//! Inference runs inside this backend's own rayon pool, whose threads block every signal so
+//! that PostgreSQL's signals reach the main thread. No PostgreSQL function is called from a
+//! pool thread: the cancellation hook there only reads `InterruptPending`, and the main thread
+//! then raises the actual error with `CHECK_FOR_INTERRUPTS()`.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use deberta_ner::{DType, Device, Entity, Options, Pipeline};
+use pgrx::{pg_sys, PgSqlErrorCode};
+
+use crate::error::{raise, raise_engine};
+use crate::gucs::{self, DeviceSetting, DtypeSetting};
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct ModelKey {
+    model: String,
+    device: DeviceSetting,
+    dtype: DtypeSetting,
+}
+
+pub struct Loaded {
+    key: ModelKey,
+    pub pipeline: Pipeline,
+    pub device_name: &'static str,
+    pub calls: AtomicU64,
+}
+
+static MODEL: Mutex<Option<Arc<Loaded>>> = Mutex::new(None);
+static POOL: Mutex<Option<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+
+fn block_signals() {
+    // Safety: plain libc calls on a fresh, owned signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// The pool for the current `biomed_ner.threads`, rebuilt when it changes.
+fn pool() -> Arc<rayon::ThreadPool> {
+    let threads = gucs::threads();
+    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((n, p)) = guard.as_ref() {
+        if *n == threads {
+            return p.clone();
+        }
+    }
+    // candle's matrix products size their work by this variable.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("biomed_ner-{i}"))
+        .start_handler(|_| block_signals())
+        .build()
+        .unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES,
+                format!("could not start {threads} inference threads: {e}"),
+                "Lower biomed_ner.threads.",
+                "biomed_ner",
+            )
+        });
+    let p = Arc::new(p);
+    *guard = Some((threads, p.clone()));
+    p
+}
+
+/// Whether PostgreSQL has an interrupt it can process now (the test of
+/// `INTERRUPTS_PENDING_CONDITION` and `INTERRUPTS_CAN_BE_PROCESSED`); safe to read from any
+/// thread since it only reads volatile flags.
+fn interrupt_pending() -> bool {
+    // Safety: reads of sig_atomic_t / uint32 globals, written by signal handlers.
+    unsafe {
+        std::ptr::read_volatile(&raw const pg_sys::InterruptPending) != 0
+            && std::ptr::read_volatile(&raw const pg_sys::InterruptHoldoffCount) == 0
+            && std::ptr::read_volatile(&raw const pg_sys::CritSectionCount) == 0
+    }
+}
+
+/// Runs `f` on the inference pool. Engine errors are raised with their SQLSTATE, a cancel
+/// request or `statement_timeout` as PostgreSQL raises it (57014), a panic as an internal error.
+fn run<R: Send>(function: &'static str, f: impl Fn(&mut dyn FnMut() -> deberta_ner::Result<()>) -> deberta_ner::Result<R> + Sync) -> R {
+    let pool = pool();
+    for _ in 0..8 {
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            pool.install(|| {
+                let mut check = || if interrupt_pending() { Err(deberta_ner::Error::Cancelled) } else { Ok(()) };
+                f(&mut check)
+            })
+        }));
+        match result {
+            Ok(Ok(r)) => return r,
+            // Let PostgreSQL process the interrupt: it raises for cancel and timeouts; for
+            // anything else (a config reload, say) it returns and the work starts again.
+            Ok(Err(deberta_ner::Error::Cancelled)) => {
+                pgrx::check_for_interrupts!();
+            }
+            Ok(Err(e)) => raise_engine(e, function),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                raise(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    format!("biomed_ner failed: {msg}"),
+                    "This is a bug in biomed_ner; please report it with the input that caused it.",
+                    function,
+                )
+            }
+        }
+    }
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "biomed_ner was interrupted too often to finish",
+        "Retry the statement.",
+        function,
+    )
+}
+
+fn resolve_device(setting: DeviceSetting, function: &'static str) -> (Device, &'static str) {
+    match setting {
+        DeviceSetting::Cpu => (Device::Cpu, "cpu"),
+        DeviceSetting::Auto => match Device::new_cuda(0) {
+            Ok(d) => (d, "cuda"),
+            Err(_) => (Device::Cpu, "cpu"),
+        },
+        DeviceSetting::Cuda => match Device::new_cuda(0) {
+            Ok(d) => (d, "cuda"),
+            Err(e) => raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("biomed_ner.device is cuda but no GPU is usable: {e}"),
+                "Build biomed_ner with the cuda feature on a machine with an NVIDIA GPU, or SET biomed_ner.device = 'auto' (falls back to cpu) or 'cpu'.",
+                function,
+            ),
+        },
+    }
+}
+
+/// This backend's model for the current settings, loading it if needed.
+pub fn model(function: &'static str) -> Arc<Loaded> {
+    let key = ModelKey { model: gucs::model(), device: gucs::device(), dtype: gucs::dtype() };
+    {
+        let guard = MODEL.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = guard.as_ref().filter(|m| m.key == key) {
+            return m.clone();
+        }
+    }
+    let (device, device_name) = resolve_device(key.device, function);
+    let dtype = match key.dtype {
+        DtypeSetting::F32 => DType::F32,
+        DtypeSetting::F16 => DType::F16,
+        DtypeSetting::Bf16 => DType::BF16,
+    };
+    // Drop the old model before loading the new one, so two never share memory.
+    *MODEL.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    let path = key.model.clone();
+    let pipeline = run(function, |_| {
+        if path.is_empty() {
+            load_bundled(dtype, &device)
+        } else {
+            Pipeline::load(std::path::Path::new(&path), dtype, &device)
+        }
+    });
+    let loaded = Arc::new(Loaded { key, pipeline, device_name, calls: AtomicU64::new(0) });
+    *MODEL.lock().unwrap_or_else(|e| e.into_inner()) = Some(loaded.clone());
+    loaded
+}
+
+#[cfg(feature = "bundled-model")]
+fn load_bundled(dtype: DType, device: &Device) -> deberta_ner::Result<Pipeline> {
+    deberta_ner::bundled::load(dtype, device)
+}
+
+#[cfg(not(feature = "bundled-model"))]
+fn load_bundled(_: DType, _: &Device) -> deberta_ner::Result<Pipeline> {
+    Err(deberta_ner::Error::ModelNotFound { path: "(bundled model: this build has none)".into() })
+}
+
+/// Options from the settings, checked.
+pub fn options(function: &'static str) -> Options {
+    let o = Options {
+        aggregation: gucs::aggregation(),
+        max_length: gucs::max_length(),
+        stride: gucs::stride(),
+        batch_size: gucs::batch_size(),
+        ..Options::default()
+    };
+    if o.stride + 2 >= o.max_length {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("biomed_ner.stride ({}) must be smaller than biomed_ner.max_length ({}) minus 2", o.stride, o.max_length),
+            "Lower biomed_ner.stride or raise biomed_ner.max_length.",
+            function,
+        );
+    }
+    o
+}
+
+/// Entities of each text, in order.
+pub fn annotate(texts: &[&str], function: &'static str) -> Vec<Vec<Entity>> {
+    let max_chars = gucs::max_chars();
+    for t in texts {
+        // Bytes bound characters from above: count only when the bytes exceed the limit.
+        if t.len() > max_chars {
+            let n = t.chars().count();
+            if n > max_chars {
+                raise(
+                    PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                    format!("note of {n} characters exceeds biomed_ner.max_chars ({max_chars})"),
+                    "Raise biomed_ner.max_chars, or split the note.",
+                    function,
+                );
+            }
+        }
+    }
+    let opts = options(function);
+    let m = model(function);
+    let out = run(function, |check| m.pipeline.annotate(texts, &opts, check));
+    m.calls.fetch_add(texts.len() as u64, Ordering::Relaxed);
+    out
+}
+
+pub fn to_jsonb(entities: &[Entity]) -> pgrx::JsonB {
+    pgrx::JsonB(serde_json::Value::Array(entities.iter().map(Entity::to_json).collect()))
+}

@@ -1,0 +1,41 @@
+//! Errors as PostgreSQL sees them: every engine error gets a SQLSTATE and a hint.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+/// Raises an ERROR with `code`, `message` and `hint`; never returns.
+pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: impl Into<String>, function: &'static str) -> ! {
+    ErrorReport::new(code, message.into(), function).set_hint(hint.into()).report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+/// Raises the engine's error `e` with the matching SQLSTATE.
+pub fn raise_engine(e: deberta_ner::Error, function: &'static str) -> ! {
+    use deberta_ner::Error as E;
+    let model_hint = "Set biomed_ner.model to a folder with config.json, tokenizer.json and model.safetensors \
+                      (or pytorch_model.bin) that the server can read, or to '' for the bundled model.";
+    let (code, hint): (PgSqlErrorCode, String) = match &e {
+        E::ModelNotFound { .. } | E::MissingFile { .. } => (PgSqlErrorCode::ERRCODE_UNDEFINED_FILE, model_hint.into()),
+        E::BadFile { .. } | E::Unsupported(_) | E::Weight { .. } => (
+            PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+            "The model folder must hold a DeBERTa-v2/v3 token classifier saved by transformers; \
+             check biomed_ner.model."
+                .into(),
+        ),
+        E::InvalidOption(_) => (
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "Check the biomed_ner.* settings (SHOW biomed_ner.max_length; SHOW biomed_ner.stride;).".into(),
+        ),
+        E::Tokenizer(_) => (
+            PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+            "The tokenizer could not encode this text.".into(),
+        ),
+        E::Cancelled => (PgSqlErrorCode::ERRCODE_QUERY_CANCELED, "The query was cancelled.".into()),
+        E::Candle(_) => (
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "This is a bug in biomed_ner or a model it cannot run; please report it with the model's config.json."
+                .into(),
+        ),
+    };
+    raise(code, e.to_string(), hint, function)
+}

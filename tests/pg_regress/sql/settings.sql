@@ -1,0 +1,55 @@
+-- Every setting: defaults, valid values, and invalid values refused at SET.
+SELECT name, setting, short_desc IS NOT NULL AS documented FROM pg_settings
+WHERE name LIKE 'biomed_ner.%' ORDER BY name;
+SELECT expect_error($$SET biomed_ner.device = 'tpu'$$);
+SELECT expect_error($$SET biomed_ner.dtype = 'f64'$$);
+SELECT expect_error($$SET biomed_ner.aggregation = 'longest'$$);
+SELECT expect_error($$SET biomed_ner.max_length = 0$$);
+SELECT expect_error($$SET biomed_ner.stride = -1$$);
+SELECT expect_error($$SET biomed_ner.batch_size = 0$$);
+SELECT expect_error($$SET biomed_ner.threads = -2$$);
+SELECT expect_error($$SET biomed_ner.max_chars = 0$$);
+SELECT expect_error($$SET biomed_ner.no_such_setting = 1$$);
+\getenv fixture BIOMED_NER_FIXTURE
+SET biomed_ner.model = :'fixture';
+-- aggregation: none gives one entry per token, in the pipeline's token shape.
+SET biomed_ner.aggregation = 'none';
+SELECT (biomed_ner('Fever.')->0) ?& ARRAY['entity', 'score', 'index', 'word', 'start', 'end'] AS token_shape;
+SET biomed_ner.aggregation = 'first';
+SELECT jsonb_array_length(biomed_ner('Fever and cough.')) > 0 AS first_works;
+SET biomed_ner.aggregation = 'average';
+SELECT jsonb_array_length(biomed_ner('Fever and cough.')) > 0 AS average_works;
+SET biomed_ner.aggregation = 'max';
+SELECT jsonb_array_length(biomed_ner('Fever and cough.')) > 0 AS max_works;
+RESET biomed_ner.aggregation;
+-- Long notes in small windows: still code-point exact, and nothing doubled.
+SET biomed_ner.max_length = 16;
+SET biomed_ner.stride = 4;
+SELECT bool_and(substr(t, (e->>'start')::int + 1, (e->>'end')::int - (e->>'start')::int) = e->>'word') AS slices,
+       count(*) = count(DISTINCT (e->>'start', e->>'end', e->>'entity_group')) AS no_doubles
+FROM (SELECT repeat('Chest pain with fever 😷 and cough. ', 12) AS t) v, jsonb_array_elements(biomed_ner(t)) e;
+SET biomed_ner.stride = 14;
+SELECT expect_error($$SELECT biomed_ner('fever')$$);
+RESET biomed_ner.max_length;
+RESET biomed_ner.stride;
+SET biomed_ner.batch_size = 1;
+SET biomed_ner.threads = 1;
+SELECT biomed_ner(ARRAY['Fever.', 'Cough.']) = ARRAY[biomed_ner('Fever.'), biomed_ner('Cough.')] AS batch_size_1;
+SELECT biomed_ner_info()->>'threads' AS threads, biomed_ner_info()->>'batch_size' AS batch_size;
+RESET biomed_ner.batch_size;
+RESET biomed_ner.threads;
+-- dtype reloads the model.
+SET biomed_ner.dtype = 'bf16';
+SELECT biomed_ner_info()->>'dtype' AS dtype, jsonb_array_length(biomed_ner('Fever and cough.')) > 0 AS runs;
+RESET biomed_ner.dtype;
+-- device: cuda needs a GPU build; auto falls back to cpu.
+SET biomed_ner.device = 'cuda';
+SELECT expect_error($$SELECT biomed_ner('fever')$$) LIKE '0A000: biomed_ner.device is cuda but no GPU is usable%' AS cuda_refused;
+SET biomed_ner.device = 'auto';
+SELECT biomed_ner_info()->>'device' AS auto_device;
+RESET biomed_ner.device;
+-- biomed_ner_info
+SELECT i->>'model' = :'fixture' AS model, i->>'bundled' AS bundled, jsonb_array_length(i->'labels') AS labels,
+       i->>'dtype' AS dtype, i->>'device' AS device, (i->>'load_seconds')::float8 >= 0 AS load_time,
+       (i->>'notes_annotated')::int >= 0 AS calls
+FROM biomed_ner_info() i;

@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""Trains biomed_ner's bundled default model: a compact DeBERTa-v3 token classifier, from
+scratch, on the MACCROBAT `train` split; picks the epoch with the best strict F1 on `dev`.
+The `test` split is never read here (score it with `biomed-ner eval`).
+
+    python3 train/train.py [--maccrobat ../shared/data/maccrobat] [--out models/maccrobat-small]
+
+Labels: BIO over the 41 MACCROBAT entity types (83 labels with O).
+- Overlapping spans: the outermost wins. Spans are taken longest first (ties: earlier start,
+  then type name), and a span that overlaps a kept one is dropped.
+- Discontinuous spans (`T1<TAB>Type 10 15;20 25`): the extent from the first fragment's start
+  to the last fragment's end, the same rule `biomed-ner eval` scores by.
+- A token belongs to an entity when its first non-space character lies inside it; a token
+  that is only the SentencePiece space marker takes the label of the token after it when that
+  token continues the same entity (I-), else O.
+
+Steps: (1) a Unigram + Metaspace tokenizer (DeBERTa-v3's kind) trained on the train texts;
+(2) masked-language pre-training on the train texts; (3) token-classification fine-tuning on
+windows of the train documents. Deterministic: fixed seeds, one thread count, CPU.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForTokenClassification,
+                          PreTrainedTokenizerFast)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures"))
+from make_fixtures import BIO_LABELS, MACCROBAT_TYPES  # noqa: E402
+
+LABEL_ID = {l: i for i, l in enumerate(BIO_LABELS)}
+
+
+def log(*a):
+    print(f"[{time.strftime('%H:%M:%S')}]", *a, flush=True)
+
+
+def read_split(root, split):
+    rows = open(os.path.join(root, "SPLIT.tsv"), encoding="utf-8").read().splitlines()[1:]
+    return sorted(r.split("\t")[0] for r in rows if r.split("\t")[1] == split)
+
+
+def read_doc(root, doc_id):
+    text = open(os.path.join(root, doc_id + ".txt"), encoding="utf-8").read()
+    spans = []
+    for line in open(os.path.join(root, doc_id + ".ann"), encoding="utf-8").read().splitlines():
+        if not line.startswith("T"):
+            continue
+        ty, ranges = line.split("\t")[1].split(" ", 1)
+        if ty not in MACCROBAT_TYPES:
+            continue
+        frags = [tuple(map(int, f.split())) for f in ranges.split(";")]
+        s, e = min(f[0] for f in frags), max(f[1] for f in frags)
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if s < e:
+            spans.append((s, e, ty))
+    # Outermost first; drop anything overlapping what is kept.
+    spans.sort(key=lambda x: (-(x[1] - x[0]), x[0], x[2]))
+    kept = []
+    for s, e, ty in spans:
+        if all(e <= ks or s >= ke for ks, ke, _ in kept):
+            kept.append((s, e, ty))
+    return text, sorted(kept)
+
+
+def make_tokenizer(texts, vocab_size):
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.Strip(), normalizers.NFKC()])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, unk_token="[UNK]",
+                                      special_tokens=["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"])
+    lines = [l for t in texts for l in t.splitlines() if l.strip()]
+    tok.train_from_iterator(lines, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", bos_token="[CLS]", eos_token="[SEP]",
+                                   model_max_length=512)
+
+
+def token_labels(text, spans, offsets):
+    """BIO label id per token (see the module doc for the rules)."""
+    owner = [None] * len(text)
+    for i, (s, e, _) in enumerate(spans):
+        for c in range(s, e):
+            owner[c] = i
+    firsts = []
+    for s, e in offsets:
+        while s < e and text[s].isspace():
+            s += 1
+        firsts.append(s if s < e else None)
+    labels = [0] * len(offsets)
+    prev = None
+    for i, f in enumerate(firsts):
+        if f is None:
+            continue
+        ent = owner[f]
+        if ent is None:
+            prev = None
+            continue
+        ty = spans[ent][2]
+        labels[i] = LABEL_ID[("I-" if prev == ent else "B-") + ty]
+        prev = ent
+    # Space-marker tokens: continue an entity when the next real token does.
+    for i, f in enumerate(firsts):
+        if f is None and i + 1 < len(firsts) and BIO_LABELS[labels[i + 1]].startswith("I-"):
+            labels[i] = labels[i + 1]
+    return labels
+
+
+def windows(n, size, stride):
+    if n <= size:
+        return [(0, n)]
+    out, s = [], 0
+    while s + size < n:
+        out.append((s, s + size))
+        s += size - stride
+    out.append((n - size, n))
+    return out
+
+
+def encode_docs(tok, docs, size, stride):
+    """(input_ids, labels) windows of at most size+2 tokens."""
+    cls, sep = tok.cls_token_id, tok.sep_token_id
+    items = []
+    for text, spans in docs:
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, labs = enc["input_ids"], token_labels(text, spans, enc["offset_mapping"])
+        for a, b in windows(len(ids), size, stride):
+            items.append(([cls] + ids[a:b] + [sep], [-100] + labs[a:b] + [-100]))
+    return items
+
+
+def batches(items, bs, rng, shuffle):
+    order = list(range(len(items)))
+    if shuffle:
+        rng.shuffle(order)
+    for i in range(0, len(order), bs):
+        chunk = [items[j] for j in order[i:i + bs]]
+        n = max(len(c[0]) for c in chunk)
+        ids = torch.zeros(len(chunk), n, dtype=torch.long)
+        lab = torch.full((len(chunk), n), -100, dtype=torch.long)
+        mask = torch.zeros(len(chunk), n, dtype=torch.long)
+        for k, (x, y) in enumerate(chunk):
+            ids[k, :len(x)] = torch.tensor(x)
+            lab[k, :len(y)] = torch.tensor(y)
+            mask[k, :len(x)] = 1
+        yield ids, lab, mask
+
+
+def spans_from_tags(tags):
+    """Entities from per-token label ids, grouped as the pipeline's `simple` strategy does."""
+    out, cur = [], None
+    for i, t in enumerate(tags):
+        name = BIO_LABELS[t]
+        bi, ty = (name[0], name[2:]) if name != "O" else ("I", "O")
+        if cur and ty == cur[2] and bi != "B":
+            cur[1] = i
+            continue
+        if cur and cur[2] != "O":
+            out.append(tuple(cur))
+        cur = [i, i, ty]
+    if cur and cur[2] != "O":
+        out.append(tuple(cur))
+    return out
+
+
+def dev_f1(model, tok, docs, size):
+    """Strict F1 (type and trimmed character span) on whole documents."""
+    model.eval()
+    tp = npred = ngold = 0
+    with torch.no_grad():
+        for text, spans in docs:
+            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+            ids, offs = enc["input_ids"], enc["offset_mapping"]
+            tags = [0] * len(ids)
+            for a, b in windows(len(ids), size, size // 4):
+                x = torch.tensor([[tok.cls_token_id] + ids[a:b] + [tok.sep_token_id]])
+                pred = model(input_ids=x).logits[0, 1:-1].argmax(-1).tolist()
+                for k, p in enumerate(pred):
+                    tags[a + k] = p
+            pred = set()
+            for s, e, ty in spans_from_tags(tags):
+                cs, ce = offs[s][0], offs[e][1]
+                while cs < ce and text[cs].isspace():
+                    cs += 1
+                if cs < ce:
+                    pred.add((cs, ce, ty))
+            gold = set(spans)
+            tp += len(pred & gold)
+            npred += len(pred)
+            ngold += len(gold)
+    model.train()
+    p = tp / max(npred, 1)
+    r = tp / max(ngold, 1)
+    return 2 * p * r / max(p + r, 1e-9)
+
+
+def config(args, vocab):
+    return dict(vocab_size=vocab, hidden_size=args.hidden, num_hidden_layers=args.layers,
+                num_attention_heads=args.heads, intermediate_size=args.hidden * 4, max_position_embeddings=512,
+                relative_attention=True, position_buckets=64, max_relative_positions=512, share_att_key=True,
+                pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm", position_biased_input=False,
+                type_vocab_size=0, layer_norm_eps=1e-7, hidden_act="gelu", pad_token_id=0,
+                hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+
+
+def schedule(opt, total, warmup, lr):
+    def f(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return torch.optim.lr_scheduler.LambdaLR(opt, f)
+
+
+def pretrain(args, tok, texts, rng):
+    cfg = DebertaV2Config(**config(args, len(tok)))
+    model = DebertaV2ForMaskedLM(cfg)
+    items = []
+    for t in texts:
+        ids = tok(t, add_special_tokens=False)["input_ids"]
+        for a, b in windows(len(ids), args.window, 0):
+            items.append(([tok.cls_token_id] + ids[a:b] + [tok.sep_token_id], None))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.mlm_lr, weight_decay=0.01)
+    steps = args.mlm_epochs * math.ceil(len(items) / args.batch)
+    sched = schedule(opt, steps, steps // 10, args.mlm_lr)
+    special = {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id}
+    step = 0
+    for ep in range(args.mlm_epochs):
+        total = 0.0
+        for ids, _, mask in batches([(x, x) for x, _ in items], args.batch, rng, True):
+            labels = ids.clone()
+            prob = torch.rand(ids.shape, generator=torch.Generator().manual_seed(step))
+            can = mask.bool() & ~torch.isin(ids, torch.tensor(sorted(special)))
+            chosen = (prob < 0.15) & can
+            labels[~chosen] = -100
+            inp = ids.clone()
+            r = torch.rand(ids.shape, generator=torch.Generator().manual_seed(step + 10**6))
+            inp[chosen & (r < 0.8)] = tok.mask_token_id
+            rand_tok = torch.randint(5, len(tok), ids.shape, generator=torch.Generator().manual_seed(step + 2 * 10**6))
+            swap = chosen & (r >= 0.8) & (r < 0.9)
+            inp[swap] = rand_tok[swap]
+            loss = model(input_ids=inp, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step(); sched.step(); opt.zero_grad()
+            total += loss.item(); step += 1
+        log(f"mlm epoch {ep + 1}/{args.mlm_epochs} loss {total / max(1, math.ceil(len(items) / args.batch)):.3f}")
+    return model.deberta.state_dict()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--maccrobat", default=os.path.join(HERE, "..", "..", "shared", "data", "maccrobat"))
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "models", "maccrobat-small"))
+    ap.add_argument("--vocab", type=int, default=8000)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--window", type=int, default=254)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--mlm-epochs", type=int, default=10)
+    ap.add_argument("--mlm-lr", type=float, default=5e-4)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=13)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    t0 = time.time()
+    train = [read_doc(args.maccrobat, d) for d in read_split(args.maccrobat, "train")]
+    dev = [read_doc(args.maccrobat, d) for d in read_split(args.maccrobat, "dev")]
+    tok = make_tokenizer([t for t, _ in train], args.vocab)
+    log(f"tokenizer: {len(tok)} pieces; {len(train)} train and {len(dev)} dev documents")
+    encoder = pretrain(args, tok, [t for t, _ in train], rng) if args.mlm_epochs > 0 else None
+    cfg = DebertaV2Config(**config(args, len(tok)), id2label=dict(enumerate(BIO_LABELS)), label2id=LABEL_ID)
+    torch.manual_seed(args.seed)
+    model = DebertaV2ForTokenClassification(cfg)
+    if encoder is not None:
+        model.deberta.load_state_dict(encoder)
+    items = encode_docs(tok, train, args.window, args.window // 4)
+    log(f"{len(items)} training windows")
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    steps = args.epochs * math.ceil(len(items) / args.batch)
+    sched = schedule(opt, steps, steps // 10, args.lr)
+    best, best_epoch = -1.0, -1
+    os.makedirs(args.out, exist_ok=True)
+    for ep in range(args.epochs):
+        total = 0.0
+        for ids, lab, mask in batches(items, args.batch, rng, True):
+            loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step(); sched.step(); opt.zero_grad()
+            total += loss.item()
+        f1 = dev_f1(model, tok, dev, 510)
+        log(f"epoch {ep + 1}/{args.epochs} loss {total / math.ceil(len(items) / args.batch):.4f} dev strict F1 {f1:.4f}")
+        if f1 > best:
+            best, best_epoch = f1, ep + 1
+            model.save_pretrained(args.out, safe_serialization=True)
+            tok.save_pretrained(args.out)
+    info = {"dev_strict_f1": round(best, 4), "epoch": best_epoch, "seconds": round(time.time() - t0),
+            "args": vars(args) | {"maccrobat": "MACCROBAT (see SOURCE.md)", "out": None}}
+    with open(os.path.join(args.out, "training.json"), "w") as f:
+        json.dump(info, f, indent=1)
+    log("done", json.dumps(info))
+
+
+if __name__ == "__main__":
+    main()
