@@ -13,6 +13,7 @@ entities {\"entity_group\", \"score\", \"word\", \"start\", \"end\"} with code-p
 
 options:
   --model DIR          model folder in Hugging Face layout, or a hub cache snapshot
+                       (default: the bundled MACCROBAT model)
   --aggregation S      none | simple (default) | first | average | max
   --max-length N       tokens per window, special tokens included (default 512)
   --stride N           tokens shared by consecutive windows (default 128)
@@ -27,6 +28,7 @@ eval options:
   --split-file F       tab-separated doc_id, split; with --split, score only that split
   --split NAME         e.g. test";
 
+#[cfg_attr(feature = "bundled-model", allow(dead_code))]
 pub const NO_MODEL: &str = "no model given: pass --model DIR, a folder with config.json, tokenizer.json \
 and model.safetensors or pytorch_model.bin (for example one made by \
 `huggingface-cli download venkatd/BIOMed_NER --local-dir DIR`)";

@@ -49,12 +49,21 @@ fn main() -> ExitCode {
 }
 
 fn load(args: &Args) -> Result<Pipeline, String> {
-    let dir = match &args.model {
-        Some(d) => d.clone(),
-        None => return Err(args::NO_MODEL.to_string()),
-    };
     let device = deberta_ner::parse_device(&args.device).map_err(|e| e.to_string())?;
-    Pipeline::load(&dir, args.dtype, &device).map_err(|e| e.to_string())
+    match &args.model {
+        Some(dir) => Pipeline::load(dir, args.dtype, &device).map_err(|e| e.to_string()),
+        None => load_default(args.dtype, &device),
+    }
+}
+
+#[cfg(feature = "bundled-model")]
+fn load_default(dtype: deberta_ner::DType, device: &deberta_ner::Device) -> Result<Pipeline, String> {
+    deberta_ner::bundled::load(dtype, device).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "bundled-model"))]
+fn load_default(_: deberta_ner::DType, _: &deberta_ner::Device) -> Result<Pipeline, String> {
+    Err(args::NO_MODEL.to_string())
 }
 
 /// Texts are annotated in chunks, so that batches fill up across lines while output still

@@ -6,7 +6,7 @@ INSERT INTO notes SELECT g, CASE WHEN g % 7 = 0 THEN NULL WHEN g % 11 = 0 THEN '
   ELSE 'Note ' || g || ': fever ' || repeat('and cough ', g % 5) || 'for ' || g || ' days.' END
 FROM generate_series(1, 40) g;
 SELECT count(*) AS rows,
-       count(*) FILTER (WHERE b.entities IS NOT DISTINCT FROM biomed_ner(n.body)) AS equal_to_per_row
+       count(*) FILTER (WHERE same_entities(b.entities, biomed_ner(n.body))) AS equal_to_per_row
 FROM biomed_ner_bulk('SELECT id, body FROM notes') b JOIN notes n USING (id);
 SELECT count(*) AS rows FROM biomed_ner_bulk('SELECT id, body FROM notes ORDER BY id;', 1);
 SELECT count(*) AS rows FROM biomed_ner_bulk('SELECT id, body FROM notes WHERE id <= 7', 3);

@@ -34,7 +34,7 @@ RESET biomed_ner.max_length;
 RESET biomed_ner.stride;
 SET biomed_ner.batch_size = 1;
 SET biomed_ner.threads = 1;
-SELECT biomed_ner(ARRAY['Fever.', 'Cough.']) = ARRAY[biomed_ner('Fever.'), biomed_ner('Cough.')] AS batch_size_1;
+SELECT biomed_ner(ARRAY['Fever.', 'Cough.']) = ARRAY[biomed_ner('Fever.'), biomed_ner('Cough.')] AS batch_size_1_is_exact;
 SELECT biomed_ner_info()->>'threads' AS threads, biomed_ner_info()->>'batch_size' AS batch_size;
 RESET biomed_ner.batch_size;
 RESET biomed_ner.threads;
