@@ -76,7 +76,18 @@ fn biomed_ner_bulk(
     }
     let query = query.trim().trim_end_matches(';');
     let wrapped = format!("SELECT q.__biomed_id::bigint, q.__biomed_text::text FROM ({query}) AS q(__biomed_id, __biomed_text)");
-    let cursor = Spi::connect(|client| client.open_cursor(wrapped.as_str(), &[]).detach_into_name());
+    // Errors of the query itself keep their SQLSTATE; a query with fewer than two columns gets
+    // a message that says what biomed_ner_bulk expects.
+    let cursor = pgrx::PgTryBuilder::new(|| Spi::connect(|client| client.open_cursor(wrapped.as_str(), &[]).detach_into_name()))
+        .catch_when(PgSqlErrorCode::ERRCODE_INVALID_COLUMN_REFERENCE, |_| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "the query of biomed_ner_bulk must return at least two columns",
+                "Return an integer id and the text as the first two columns, e.g. 'SELECT id, body FROM notes'.",
+                "biomed_ner_bulk",
+            )
+        })
+        .execute();
     TableIterator::new(Bulk { cursor: Some(cursor), batch_rows: batch_rows as i64, buffer: VecDeque::new(), done: 0 })
 }
 

@@ -177,8 +177,9 @@ impl Pipeline {
         }
     }
 
-    /// Entities of each text, in order. `check` runs on the calling thread before every batch
-    /// and every layer of its forward pass; an error from it stops the run (cancellation).
+    /// Entities of each text, in order. `check` runs on the calling thread for every text
+    /// encoded and aggregated, and before every batch and every layer of its forward pass; an
+    /// error from it stops the run (cancellation).
     pub fn annotate(
         &self,
         texts: &[&str],
@@ -200,7 +201,13 @@ impl Pipeline {
             return Err(Error::InvalidOption("batch_size must be at least 1".into()));
         }
         let content = max_length - overhead;
-        let encoded = texts.iter().map(|t| self.encode(t)).collect::<Result<Vec<_>>>()?;
+        let encoded = texts
+            .iter()
+            .map(|t| {
+                check()?;
+                self.encode(t)
+            })
+            .collect::<Result<Vec<_>>>()?;
         // (text, window) for every window of every text.
         let mut wins = Vec::new();
         let mut owner = Vec::with_capacity(texts.len());
@@ -242,10 +249,11 @@ impl Pipeline {
                 }
             }
         }
-        Ok(encoded
+        encoded
             .iter()
             .zip(&scores)
             .map(|(e, sc)| {
+                check()?;
                 let toks: Vec<TokenScores> = (0..e.ids.len())
                     .filter(|&i| !e.special[i])
                     .map(|i| TokenScores {
@@ -256,9 +264,9 @@ impl Pipeline {
                         scores: &sc[i * n_labels..][..n_labels],
                     })
                     .collect();
-                aggregate(&e.chars, &toks, self.labels(), opts.aggregation, &opts.ignore_labels)
+                Ok(aggregate(&e.chars, &toks, self.labels(), opts.aggregation, &opts.ignore_labels))
             })
-            .collect())
+            .collect()
     }
 }
 

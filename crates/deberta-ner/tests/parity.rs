@@ -162,16 +162,16 @@ fn cancellation_stops_between_batches() {
     let mut calls = 0;
     let r = p.annotate(&texts, &Options { batch_size: 2, ..Options::default() }, &mut || {
         calls += 1;
-        if calls == 3 {
+        if calls == 23 {
             Err(deberta_ner::Error::Cancelled)
         } else {
             Ok(())
         }
     });
     assert!(matches!(r, Err(deberta_ner::Error::Cancelled)));
-    // Checked before each batch and each of the model's 2 layers: the third check is the
-    // first batch's second layer.
-    assert_eq!(calls, 3);
+    // Checked for each of the 20 texts encoded, then before each batch and each of the
+    // model's 2 layers: the 23rd check is the first batch's second layer.
+    assert_eq!(calls, 23);
 }
 
 #[test]

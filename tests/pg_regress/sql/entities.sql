@@ -1,7 +1,7 @@
 -- biomed_ner_entities(text): one row per entity, for LATERAL joins.
 \getenv fixture BIOMED_NER_FIXTURE
 SET biomed_ner.model = :'fixture';
-SELECT * FROM biomed_ner_entities('Biopsy confirmed SCC.');
+SELECT entity_group, word, start_pos, end_pos, round(score::numeric, 3) AS score FROM biomed_ner_entities('Biopsy confirmed SCC.');
 CREATE TABLE notes(id int PRIMARY KEY, body text);
 INSERT INTO notes VALUES (1, 'Fever and cough.'), (2, NULL), (3, ''), (4, 'Aspirin 81 mg.');
 SELECT n.id, count(e.word) AS entities,

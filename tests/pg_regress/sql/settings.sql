@@ -1,4 +1,7 @@
--- Every setting: defaults, valid values, and invalid values refused at SET.
+-- Every setting: defaults, valid values, and invalid values refused at SET. Settings exist
+-- once the library is loaded: by the first biomed_ner call of a session, by LOAD, or for every
+-- session by session_preload_libraries.
+LOAD 'biomed_ner';
 SELECT name, setting, short_desc IS NOT NULL AS documented FROM pg_settings
 WHERE name LIKE 'biomed_ner.%' ORDER BY name;
 SELECT expect_error($$SET biomed_ner.device = 'tpu'$$);

@@ -20,6 +20,7 @@ SELECT o.id,
        bool_and(e->>'word' !~ '^\s') AS no_leading_space
 FROM odd o LEFT JOIN LATERAL jsonb_array_elements(biomed_ner(o.body)) e ON true
 GROUP BY o.id ORDER BY o.id;
--- The emoji text, whole.
-SELECT biomed_ner(body) FROM odd WHERE id = 1;
+-- The emoji text's entities: offsets count the emoji as one character.
+SELECT e->>'word' AS word, (e->>'start')::int AS start, (e->>'end')::int AS "end"
+FROM odd, jsonb_array_elements(biomed_ner(body)) e WHERE id = 1;
 DROP TABLE odd;
