@@ -7,7 +7,7 @@ use pgrx::prelude::*;
 use pgrx::spi::Spi;
 use pgrx::{JsonB, PgSqlErrorCode};
 
-use crate::backend::{self, to_jsonb};
+use crate::backend;
 use crate::error::raise;
 use crate::gucs;
 
@@ -16,10 +16,7 @@ use crate::gucs;
 /// characters. NULL gives NULL, `''` gives `[]`.
 #[pg_extern(stable, parallel_safe, strict, name = "biomed_ner")]
 fn biomed_ner(note: &str) -> JsonB {
-    if note.is_empty() {
-        return JsonB(serde_json::json!([]));
-    }
-    to_jsonb(&backend::annotate(&[note], "biomed_ner")[0])
+    backend::annotate_nullable(&[Some(note)], "biomed_ner").remove(0).expect("a text gives entities")
 }
 
 /// Entities of many notes in one batched call: one jsonb per element, in order; NULL
@@ -27,16 +24,7 @@ fn biomed_ner(note: &str) -> JsonB {
 #[pg_extern(stable, parallel_safe, strict, name = "biomed_ner")]
 fn biomed_ner_array(notes: Array<&str>) -> Vec<Option<JsonB>> {
     let items: Vec<Option<&str>> = notes.iter().collect();
-    let texts: Vec<&str> = items.iter().flatten().copied().filter(|t| !t.is_empty()).collect();
-    let mut results = backend::annotate(&texts, "biomed_ner").into_iter();
-    items
-        .iter()
-        .map(|item| match item {
-            None => None,
-            Some("") => Some(JsonB(serde_json::json!([]))),
-            Some(_) => Some(to_jsonb(&results.next().expect("one result per non-empty text"))),
-        })
-        .collect()
+    backend::annotate_nullable(&items, "biomed_ner")
 }
 
 /// One row per entity of a note, for LATERAL joins and materialized views. `start_pos` and
@@ -112,16 +100,9 @@ impl Bulk {
             }
             rows
         });
-        let texts: Vec<&str> = rows.iter().filter_map(|(_, t)| t.as_deref()).filter(|t| !t.is_empty()).collect();
-        let mut results = backend::annotate(&texts, "biomed_ner_bulk").into_iter();
-        for (id, text) in &rows {
-            let entities = match text.as_deref() {
-                None => None,
-                Some("") => Some(JsonB(serde_json::json!([]))),
-                Some(_) => Some(to_jsonb(&results.next().expect("one result per text"))),
-            };
-            self.buffer.push_back((*id, entities));
-        }
+        let texts: Vec<Option<&str>> = rows.iter().map(|(_, t)| t.as_deref()).collect();
+        let entities = backend::annotate_nullable(&texts, "biomed_ner_bulk");
+        self.buffer.extend(rows.iter().map(|(id, _)| *id).zip(entities));
         let before = self.done;
         self.done += rows.len() as u64;
         if before / 10_000 != self.done / 10_000 {

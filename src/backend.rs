@@ -228,6 +228,21 @@ pub fn annotate(texts: &[&str], function: &'static str) -> Vec<Vec<Entity>> {
     out
 }
 
+/// Entities of each possibly-NULL text: NULL gives NULL, `''` gives `[]`, the others are
+/// annotated in one batched call.
+pub fn annotate_nullable(items: &[Option<&str>], function: &'static str) -> Vec<Option<pgrx::JsonB>> {
+    let texts: Vec<&str> = items.iter().flatten().copied().filter(|t| !t.is_empty()).collect();
+    let mut results = if texts.is_empty() { Vec::new() } else { annotate(&texts, function) }.into_iter();
+    items
+        .iter()
+        .map(|item| match item {
+            None => None,
+            Some("") => Some(pgrx::JsonB(serde_json::json!([]))),
+            Some(_) => Some(to_jsonb(&results.next().expect("one result per non-empty text"))),
+        })
+        .collect()
+}
+
 pub fn to_jsonb(entities: &[Entity]) -> pgrx::JsonB {
     pgrx::JsonB(serde_json::Value::Array(entities.iter().map(Entity::to_json).collect()))
 }

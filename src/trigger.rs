@@ -4,7 +4,7 @@
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode, WhoAllocated};
 
-use crate::backend::{self, to_jsonb};
+use crate::backend;
 use crate::error::raise;
 
 const FUNCTION: &str = "biomed_ner_annotate";
@@ -53,11 +53,7 @@ fn biomed_ner_annotate<'a>(
     };
     let mut new = new.into_owned();
     let text: Option<String> = new.get_by_name(text_col).unwrap_or_else(|e| bad_usage(e.to_string(), usage));
-    let entities = match text.as_deref() {
-        None => None,
-        Some("") => Some(JsonB(serde_json::json!([]))),
-        Some(t) => Some(to_jsonb(&backend::annotate(&[t], FUNCTION)[0])),
-    };
+    let entities: Option<JsonB> = backend::annotate_nullable(&[text.as_deref()], FUNCTION).remove(0);
     new.set_by_name(json_col, entities).unwrap_or_else(|e| bad_usage(e.to_string(), usage));
     Ok(Some(new))
 }

@@ -63,12 +63,19 @@ struct Counts {
     gold: usize,
 }
 
+/// Precision, recall and F1 from the correct predictions, the predictions, the gold entities
+/// found and the gold entities.
+fn prf(correct_pred: usize, pred: usize, found_gold: usize, gold: usize) -> (f64, f64, f64) {
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let (p, r) = (ratio(correct_pred, pred), ratio(found_gold, gold));
+    let f = if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) };
+    (round4(p), round4(r), round4(f))
+}
+
 impl Counts {
     fn prf(&self) -> serde_json::Value {
-        let p = if self.pred == 0 { 0.0 } else { self.tp as f64 / self.pred as f64 };
-        let r = if self.gold == 0 { 0.0 } else { self.tp as f64 / self.gold as f64 };
-        let f = if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) };
-        json!({"precision": round4(p), "recall": round4(r), "f1": round4(f), "tp": self.tp, "pred": self.pred, "gold": self.gold})
+        let (p, r, f) = prf(self.tp, self.pred, self.tp, self.gold);
+        json!({"precision": p, "recall": r, "f1": f, "tp": self.tp, "pred": self.pred, "gold": self.gold})
     }
 }
 
@@ -84,10 +91,8 @@ struct Relaxed {
 
 impl Relaxed {
     fn prf(&self) -> serde_json::Value {
-        let p = if self.pred == 0 { 0.0 } else { self.correct_pred as f64 / self.pred as f64 };
-        let r = if self.gold == 0 { 0.0 } else { self.found_gold as f64 / self.gold as f64 };
-        let f = if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) };
-        json!({"precision": round4(p), "recall": round4(r), "f1": round4(f), "pred": self.pred, "gold": self.gold})
+        let (p, r, f) = prf(self.correct_pred, self.pred, self.found_gold, self.gold);
+        json!({"precision": p, "recall": r, "f1": f, "pred": self.pred, "gold": self.gold})
     }
 }
 

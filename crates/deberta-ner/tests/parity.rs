@@ -214,3 +214,30 @@ fn half_precision_agrees_with_f32() {
         assert!(agreement >= min_agreement, "{dtype:?}: entity agreement {agreement}");
     }
 }
+
+#[test]
+fn pytorch_bin_weights_load_like_safetensors() {
+    let st = load("v3_base_like", DType::F32);
+    let bin = Pipeline::load(&fixtures().join("models/v3_base_like_bin"), DType::F32, &Device::Cpu).unwrap();
+    for case in cases("v3_base_like").iter().take(5) {
+        let ids: Vec<u32> = case["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(st.model.forward(&[&ids]).unwrap(), bin.model.forward(&[&ids]).unwrap());
+    }
+}
+
+#[test]
+fn a_tensor_of_the_wrong_shape_is_named() {
+    let dir = std::env::temp_dir().join(format!("deberta-ner-shape-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = fixtures().join("models/v3_base_like");
+    for f in ["tokenizer.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    cfg["intermediate_size"] = 100.into();
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    let err = Pipeline::load(&dir, DType::F32, &Device::Cpu).err().expect("shape mismatch").to_string();
+    assert!(err.contains("deberta.encoder.layer.0.intermediate.dense.weight"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
