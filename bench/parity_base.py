@@ -5,6 +5,8 @@ texts (made by bench/make_base_model.py). Prints the share of lines with identic
 checks that every `word` is `text[start:end]`.
 
     python3 bench/parity_base.py DIR [--cli target/release/biomed-ner] [--threads 2]
+    python3 bench/parity_base.py DIR --ours FILE   (entities made elsewhere, one JSON array a line;
+                                                   bench/sql_parity.sh uses this for the extension)
 """
 import argparse
 import json
@@ -34,13 +36,17 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--file", default="parity.jsonl")
     ap.add_argument("--dtype", default="f32")
+    ap.add_argument("--ours", help="read our entities from this file instead of running the CLI")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model = os.path.join(a.dir, "model")
     lines = open(os.path.join(a.dir, a.file), encoding="utf-8").read().splitlines()
     texts = [json.loads(l)["text"] for l in lines]
-    out = subprocess.run([a.cli, "--model", model, "--threads", str(a.threads), "--dtype", a.dtype],
-                         input="\n".join(lines) + "\n", capture_output=True, text=True, check=True).stdout
+    if a.ours:
+        out = open(a.ours, encoding="utf-8").read()
+    else:
+        out = subprocess.run([a.cli, "--model", model, "--threads", str(a.threads), "--dtype", a.dtype],
+                             input="\n".join(lines) + "\n", capture_output=True, text=True, check=True).stdout
     ours = [json.loads(l) for l in out.splitlines()]
     assert len(ours) == len(texts), (len(ours), len(texts))
     nlp = pipeline("token-classification", model=model, aggregation_strategy="simple", device="cpu")

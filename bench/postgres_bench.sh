@@ -8,7 +8,6 @@
 #   bench/postgres_bench.sh /tmp/biomed-bench [THREADS]
 set -euo pipefail
 DIR=$(realpath "$1"); THREADS=${2:-2}
-PG_BIN=/usr/lib/postgresql/15/bin
 SITE=/opt/biomed-ner-bench/site
 export DEBIAN_FRONTEND=noninteractive
 dpkg -s postgresql-plpython3-15 >/dev/null 2>&1 || apt-get install -y -qq postgresql-plpython3-15 >/dev/null
@@ -16,19 +15,16 @@ if [ ! -d "$SITE/transformers" ]; then
     python3 -m pip install -q --target "$SITE" torch "transformers==4.57.*" >/dev/null
 fi
 chmod -R a+rX /opt/biomed-ner-bench "$DIR"
-DATA=$(mktemp -d /tmp/biomed-ner-bench.XXXXXX); chown postgres:postgres "$DATA"
-cleanup() { runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DATA" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$DATA"; }
-trap cleanup EXIT
-runuser -u postgres -- "$PG_BIN/initdb" -D "$DATA" -U postgres --auth=trust --locale=C.UTF-8 >/dev/null
-runuser -u postgres -- env -u RUST_BACKTRACE OMP_NUM_THREADS=$THREADS "$PG_BIN/pg_ctl" -D "$DATA" -l "$DATA/log" -w \
-    -o "-p 54332 -k $DATA -c listen_addresses=''" start >/dev/null
-psql() { runuser -u postgres -- "$PG_BIN/psql" -X -q -h "$DATA" -p 54332 -d postgres -v ON_ERROR_STOP=1 "$@"; }
+cd "$(dirname "$0")/.."
+. scripts/cluster.sh
+CLUSTER_THREADS=$THREADS start_cluster 54332
+psql() { cluster_psql -d postgres "$@"; }
 psql -v model="$DIR/model" -v site="$SITE" -v threads="$THREADS" -v notes="$DIR/sentences.jsonl" <<'SQL'
 CREATE EXTENSION biomed_ner;
 CREATE EXTENSION plpython3u;
 CREATE TABLE notes(id bigint PRIMARY KEY, body text);
 CREATE TEMP TABLE raw(line text);
-\set copy '\\copy raw FROM ' :'notes' ' WITH (FORMAT text, DELIMITER E''\\x01'', QUOTE E''\\x02'')'
+\set copy '\\copy raw FROM ' :'notes' ' WITH (FORMAT csv, DELIMITER E''\\x01'', QUOTE E''\\x02'')'
 :copy
 INSERT INTO notes SELECT row_number() OVER (), line::jsonb->>'text' FROM raw;
 CREATE FUNCTION hf_ner(body text, site text, model text, threads int) RETURNS jsonb LANGUAGE plpython3u AS $$

@@ -1,0 +1,26 @@
+# Sourced by scripts and benchmarks: a throw-away PostgreSQL 15 cluster run as user postgres,
+# unix socket only, stopped and removed on exit. After `start_cluster PORT [postgres -c ...]`:
+# $PGDATA_DIR, $PG_PORT and `cluster_psql ARGS` (psql as postgres on it).
+PG_BIN=/usr/lib/postgresql/15/bin
+
+start_cluster() {
+    PG_PORT=$1; shift
+    PGDATA_DIR=$(mktemp -d /tmp/biomed-ner-pg.XXXXXX)
+    chown postgres:postgres "$PGDATA_DIR"; chmod 700 "$PGDATA_DIR"
+    trap stop_cluster EXIT
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust --locale=C.UTF-8 >/dev/null
+    # The postmaster's environment is every backend's: no Rust backtraces in client errors.
+    runuser -u postgres -- env -u RUST_BACKTRACE RAYON_NUM_THREADS="${CLUSTER_THREADS:-2}" OMP_NUM_THREADS="${CLUSTER_THREADS:-2}" \
+        "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w \
+        -o "-p $PG_PORT -k $PGDATA_DIR -c listen_addresses='' $*" start >/dev/null
+}
+
+stop_cluster() {
+    [ -n "${PGDATA_DIR:-}" ] || return 0
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$PGDATA_DIR"
+}
+
+cluster_psql() {
+    runuser -u postgres -- "$PG_BIN/psql" -X -q -h "$PGDATA_DIR" -p "$PG_PORT" -v ON_ERROR_STOP=1 "$@"
+}
