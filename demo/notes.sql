@@ -18,4 +18,5 @@ ORDER BY n.id, e.start_pos;
 \echo 'Character offsets are exact: substr(body, start + 1, end - start) = word'
 SELECT bool_and(substr(n.body, (e->>'start')::int + 1, (e->>'end')::int - (e->>'start')::int) = e->>'word') AS offsets_exact
 FROM notes n, jsonb_array_elements(n.entities) e;
-SELECT biomed_ner_info() - 'labels' AS model;
+\echo 'The model in use:'
+SELECT key, value FROM jsonb_each(biomed_ner_info() - 'labels' - 'entity_types') ORDER BY key;
