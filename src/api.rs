@@ -126,7 +126,7 @@ impl Iterator for Bulk {
 #[pg_extern(volatile, parallel_safe)]
 fn biomed_ner_info() -> JsonB {
     let m = backend::model("biomed_ner_info");
-    let o = backend::options("biomed_ner_info");
+    let o = backend::options();
     let cfg = m.pipeline.model.config();
     JsonB(serde_json::json!({
         "model": m.pipeline.origin,

@@ -184,24 +184,15 @@ fn load_bundled(_: DType, _: &Device) -> deberta_ner::Result<Pipeline> {
     Err(deberta_ner::Error::ModelNotFound { path: "(bundled model: this build has none)".into() })
 }
 
-/// Options from the settings, checked.
-pub fn options(function: &'static str) -> Options {
-    let o = Options {
+/// Options from the settings (the engine checks how they combine).
+pub fn options() -> Options {
+    Options {
         aggregation: gucs::aggregation(),
         max_length: gucs::max_length(),
         stride: gucs::stride(),
         batch_size: gucs::batch_size(),
         ..Options::default()
-    };
-    if o.stride + 2 >= o.max_length {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("biomed_ner.stride ({}) must be smaller than biomed_ner.max_length ({}) minus 2", o.stride, o.max_length),
-            "Lower biomed_ner.stride or raise biomed_ner.max_length.",
-            function,
-        );
     }
-    o
 }
 
 /// Entities of each text, in order.
@@ -221,7 +212,7 @@ pub fn annotate(texts: &[&str], function: &'static str) -> Vec<Vec<Entity>> {
             }
         }
     }
-    let opts = options(function);
+    let opts = options();
     let m = model(function);
     let out = run(function, |check| m.pipeline.annotate(texts, &opts, check));
     m.calls.fetch_add(texts.len() as u64, Ordering::Relaxed);

@@ -24,7 +24,7 @@ pub fn raise_engine(e: deberta_ner::Error, function: &'static str) -> ! {
         ),
         E::InvalidOption(_) => (
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "Check the biomed_ner.* settings (SHOW biomed_ner.max_length; SHOW biomed_ner.stride;).".into(),
+            "Check biomed_ner.max_length, biomed_ner.stride and biomed_ner.batch_size.".into(),
         ),
         E::Tokenizer(_) => (
             PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,

@@ -106,12 +106,6 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             other => return Err(format!("unknown argument \"{other}\"")),
         }
     }
-    if args.options.stride + 2 >= args.options.max_length {
-        return Err(format!(
-            "--stride {} must be smaller than --max-length {} minus the special tokens",
-            args.options.stride, args.options.max_length
-        ));
-    }
     if eval {
         let brat = brat.ok_or("eval needs --brat DIR")?;
         if split.is_some() != split_file.is_some() {

@@ -197,10 +197,17 @@ impl Pipeline {
                 opts.max_length
             )));
         }
+        let content = max_length - overhead;
+        // Checked once, before any work, with this tokenizer's real number of special tokens.
+        if opts.stride >= content {
+            return Err(Error::InvalidOption(format!(
+                "stride {} must be smaller than max_length {} minus its {overhead} special tokens",
+                opts.stride, opts.max_length
+            )));
+        }
         if opts.batch_size == 0 {
             return Err(Error::InvalidOption("batch_size must be at least 1".into()));
         }
-        let content = max_length - overhead;
         let encoded = texts
             .iter()
             .map(|t| {

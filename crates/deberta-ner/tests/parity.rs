@@ -241,3 +241,13 @@ fn a_tensor_of_the_wrong_shape_is_named() {
     assert!(err.contains("deberta.encoder.layer.0.intermediate.dense.weight"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn stride_must_leave_room_in_the_window() {
+    let p = load("v3_base_like", DType::F32);
+    // 16 tokens minus [CLS] and [SEP] leave 14: a stride of 14 cannot advance.
+    let opts = Options { max_length: 16, stride: 14, ..Options::default() };
+    let err = p.annotate(&["fever"], &opts, &mut || Ok(())).unwrap_err().to_string();
+    assert!(err.contains("stride 14 must be smaller than max_length 16 minus its 2 special tokens"), "{err}");
+    assert!(p.annotate(&["fever"], &Options { stride: 13, ..opts }, &mut || Ok(())).is_ok());
+}
