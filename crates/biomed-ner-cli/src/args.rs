@@ -7,6 +7,7 @@ use deberta_ner::{DType, Options};
 pub const USAGE: &str = "\
 usage: biomed-ner [OPTIONS] < texts.jsonl > entities.jsonl
        biomed-ner eval [OPTIONS] --brat DIR [--split-file SPLIT.tsv --split test]
+       biomed-ner bench [OPTIONS] [--batch N --len N --iters N --warmup N]
 
 Reads JSON lines {\"text\": \"...\"} and writes, per line and in order, a JSON array of
 entities {\"entity_group\", \"score\", \"word\", \"start\", \"end\"} with code-point offsets.
@@ -26,7 +27,12 @@ options:
 eval options:
   --brat DIR           folder of brat .txt/.ann pairs
   --split-file F       tab-separated doc_id, split; with --split, score only that split
-  --split NAME         e.g. test";
+  --split NAME         e.g. test
+bench options (times the forward pass on fixed token ids, prints one JSON line):
+  --batch N            sequences per pass (default 8)
+  --len N              tokens per sequence (default 256)
+  --iters N            timed passes (default 10)
+  --warmup N           untimed passes first (default 2)";
 
 #[cfg_attr(feature = "bundled-model", allow(dead_code))]
 pub const NO_MODEL: &str = "no model given: pass --model DIR, a folder with config.json, tokenizer.json \
@@ -42,6 +48,7 @@ pub struct EvalArgs {
 pub enum Command {
     Annotate,
     Eval(EvalArgs),
+    Bench(crate::bench::BenchArgs),
     Help,
 }
 
@@ -75,10 +82,16 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     };
     let (mut brat, mut split_file, mut split) = (None, None, None);
     let mut eval = false;
+    let mut bench: Option<crate::bench::BenchArgs> = None;
     let mut first = true;
     while let Some(flag) = it.next() {
         if first && flag == "eval" {
             eval = true;
+            first = false;
+            continue;
+        }
+        if first && flag == "bench" {
+            bench = Some(crate::bench::BenchArgs { batch: 8, len: 256, iters: 10, warmup: 2 });
             first = false;
             continue;
         }
@@ -103,8 +116,15 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--brat" if eval => brat = Some(PathBuf::from(value()?)),
             "--split-file" if eval => split_file = Some(PathBuf::from(value()?)),
             "--split" if eval => split = Some(value()?),
+            "--batch" if bench.is_some() => bench.as_mut().unwrap().batch = number(&flag, &value()?, 1)?,
+            "--len" if bench.is_some() => bench.as_mut().unwrap().len = number(&flag, &value()?, 1)?,
+            "--iters" if bench.is_some() => bench.as_mut().unwrap().iters = number(&flag, &value()?, 1)?,
+            "--warmup" if bench.is_some() => bench.as_mut().unwrap().warmup = number(&flag, &value()?, 0)?,
             other => return Err(format!("unknown argument \"{other}\"")),
         }
+    }
+    if let Some(b) = bench {
+        args.command = Command::Bench(b);
     }
     if eval {
         let brat = brat.ok_or("eval needs --brat DIR")?;

@@ -1,7 +1,9 @@
 //! `biomed-ner`: biomedical entities for JSON lines on stdin, one JSON array per line on
-//! stdout; and `biomed-ner eval` for entity-level scores on a brat corpus.
+//! stdout; `biomed-ner eval` for entity-level scores on a brat corpus; `biomed-ner bench`
+//! for the forward pass's speed.
 
 mod args;
+mod bench;
 mod eval;
 
 use std::io::{BufRead, BufWriter, Write};
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Command::Eval(e) => load(&args).and_then(|p| eval::run(&p, &args.options, e)),
+        Command::Bench(b) => load(&args).and_then(|p| bench::run(&p, &args.device, b)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
