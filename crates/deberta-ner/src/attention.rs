@@ -5,8 +5,9 @@
 //!
 //! over the keys `k` of the sequence (padding keys get probability 0, padding query rows are
 //! all 0), where `r` maps a distance to a row of the projected relative table
-//! ([`crate::relpos::RelPos::rows_for_len`]). On CPU this is one fused pass
-//! ([`DisentangledSoftmax`]); elsewhere it is built from candle's gather and softmax.
+//! ([`crate::relpos::RelPos::rows_for_len`]). On CPU this is one fused rayon pass and, with
+//! the `cuda` feature, one CUDA kernel (`src/cuda/attention.cu`, compiled to PTX at build time):
+//! both are [`DisentangledSoftmax`]. Elsewhere it is built from candle's gather and softmax.
 
 use candle_core::{backend::BackendStorage, CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
@@ -117,6 +118,96 @@ impl CustomOp3 for DisentangledSoftmax<'_> {
         };
         Ok((storage, shape))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::CudaStorage;
+        let p = self.plan;
+        let dev = s1.device().clone();
+        let shape = Shape::from((p.batch, p.heads, p.len, p.len));
+        let storage = match s1.dtype() {
+            DType::F32 => CudaStorage::wrap_cuda_slice(cuda::launch::<f32>(self, "f32", [(s1, l1), (s2, l2), (s3, l3)])?, dev),
+            DType::F16 => {
+                CudaStorage::wrap_cuda_slice(cuda::launch::<half::f16>(self, "f16", [(s1, l1), (s2, l2), (s3, l3)])?, dev)
+            }
+            DType::BF16 => {
+                CudaStorage::wrap_cuda_slice(cuda::launch::<half::bf16>(self, "bf16", [(s1, l1), (s2, l2), (s3, l3)])?, dev)
+            }
+            other => candle_core::bail!("disentangled softmax: unsupported dtype {other:?}"),
+        };
+        Ok((storage, shape))
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    //! Launches `src/cuda/attention.cu`.
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::{CudaDType, WrapErr};
+    use candle_core::{CudaStorage, Layout};
+
+    use super::{AttentionPlan, DisentangledSoftmax};
+
+    const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/attention.ptx"));
+    const MODULE: &str = "deberta_ner_attention";
+    const THREADS: u32 = 128;
+
+    /// Longest sequence the kernel takes: its scores live in the block's shared memory
+    /// (48 KiB without opting in to more).
+    pub const MAX_LEN: usize = 48 * 1024 / 4 - 32;
+
+    pub fn launch<T: CudaDType + DeviceRepr>(
+        op: &DisentangledSoftmax<'_>,
+        suffix: &str,
+        inputs: [(&CudaStorage, &Layout); 3],
+    ) -> candle_core::Result<CudaSlice<T>> {
+        let AttentionPlan { batch, heads, len, width, ref rows, ref lens } = *op.plan;
+        if len > MAX_LEN {
+            candle_core::bail!("disentangled softmax: {len} tokens exceed the CUDA kernel's {MAX_LEN}");
+        }
+        let dev = inputs[0].0.device().clone();
+        let mut views = Vec::with_capacity(3);
+        for (s, l) in inputs {
+            let (a, b) = l
+                .contiguous_offsets()
+                .ok_or_else(|| candle_core::Error::Msg("disentangled softmax wants contiguous inputs".into()))?;
+            views.push(s.as_cuda_slice::<T>()?.slice(a..b));
+        }
+        let rows = dev.clone_htod(rows.as_slice())?;
+        let lens: Vec<u32> = lens.iter().map(|&n| n as u32).collect();
+        let lens = dev.clone_htod(lens.as_slice())?;
+        let func = dev.get_or_load_custom_func(&format!("disentangled_softmax_{suffix}"), MODULE, PTX)?;
+        // SAFETY: every element is written by the kernel.
+        let out = unsafe { dev.alloc::<T>(batch * heads * len * len)? };
+        let cfg = LaunchConfig {
+            grid_dim: ((batch * heads * len) as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: ((len + 32) * 4) as u32,
+        };
+        let mut b = func.builder();
+        b.arg(&views[0]);
+        b.arg(&views[1]);
+        b.arg(&views[2]);
+        b.arg(&rows);
+        b.arg(&lens);
+        b.arg(&out);
+        let ints = [batch as i32, heads as i32, len as i32, width as i32, op.use_c2p as i32, op.use_p2c as i32];
+        for v in &ints {
+            b.arg(v);
+        }
+        // SAFETY: the argument list matches the kernel's signature; sizes are checked above.
+        unsafe { b.launch(cfg) }.w()?;
+        Ok(out)
+    }
 }
 
 /// Attention probabilities `[batch, heads, len, len]` from the content scores `qk`
@@ -128,7 +219,11 @@ pub fn disentangled_softmax(
     c2p: Option<&Tensor>,
     p2c: Option<&Tensor>,
 ) -> Result<Tensor> {
-    if qk.device().is_cpu() {
+    #[cfg(feature = "cuda")]
+    let fused = qk.device().is_cpu() || (qk.device().is_cuda() && plan.len <= cuda::MAX_LEN);
+    #[cfg(not(feature = "cuda"))]
+    let fused = qk.device().is_cpu();
+    if fused {
         let op = DisentangledSoftmax { plan, use_c2p: c2p.is_some(), use_p2c: p2c.is_some() };
         let filler = c2p.or(p2c).unwrap_or(qk);
         let c2p = c2p.unwrap_or(filler).contiguous()?;
@@ -193,22 +288,45 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    /// The fused op against the generic one on `dev`, for every c2p/p2c combination, with the
+    /// last sequence only one token long (all its other query rows are padding).
+    fn check_fused(dev: &Device, dtype: DType, (batch, heads, len): (usize, usize, usize), tol: f32) {
+        let rp = crate::relpos::RelPos::new(64, 256, 512);
+        let (_, rows) = rp.rows_for_len(len);
+        let width = *rows.iter().max().unwrap() as usize + 1;
+        let mut lens: Vec<usize> = (0..batch).map(|b| len - b * len / batch).collect();
+        *lens.last_mut().unwrap() = 1;
+        let plan = AttentionPlan { batch, heads, len, width, rows, lens };
+        let t = |shape: &[usize]| Tensor::randn(0f32, 1.0, shape, dev).unwrap().to_dtype(dtype).unwrap();
+        let qk = t(&[batch, heads, len, len]);
+        let c2p = t(&[heads, batch * len, width]);
+        let p2c = t(&[heads, batch * len, width]);
+        for (c, p) in [(Some(&c2p), Some(&p2c)), (Some(&c2p), None), (None, Some(&p2c)), (None, None)] {
+            let fused = disentangled_softmax(&plan, &qk, c, p).unwrap().to_dtype(DType::F32).unwrap();
+            let generic = disentangled_softmax_generic(&plan, &qk, c, p).unwrap().to_dtype(DType::F32).unwrap();
+            let diff = (fused - generic).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff < tol, "{dtype:?} {:?}: max difference {diff}", (c.is_some(), p.is_some()));
+        }
+    }
+
     #[test]
     fn fused_cpu_op_matches_generic_ops() {
-        let (batch, heads, len, width) = (3, 2, 7, 9);
-        let rp = crate::relpos::RelPos::new(4, 4, 16);
-        let (_, rows) = rp.rows_for_len(len);
-        assert!(rows.iter().all(|&r| (r as usize) < width));
-        let plan = AttentionPlan { batch, heads, len, width, rows, lens: vec![7, 3, 1] };
-        let dev = Device::Cpu;
-        let qk = Tensor::randn(0f32, 1.0, (batch, heads, len, len), &dev).unwrap();
-        let c2p = Tensor::randn(0f32, 1.0, (heads, batch * len, width), &dev).unwrap();
-        let p2c = Tensor::randn(0f32, 1.0, (heads, batch * len, width), &dev).unwrap();
-        for (c, p) in [(Some(&c2p), Some(&p2c)), (Some(&c2p), None), (None, Some(&p2c)), (None, None)] {
-            let fused = disentangled_softmax(&plan, &qk, c, p).unwrap();
-            let generic = disentangled_softmax_generic(&plan, &qk, c, p).unwrap();
-            let diff = (fused - generic).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(diff < 1e-6, "{diff}");
-        }
+        check_fused(&Device::Cpu, DType::F32, (3, 2, 7), 1e-6);
+        check_fused(&Device::Cpu, DType::F32, (2, 3, 150), 1e-6);
+    }
+
+    /// Runs where a CUDA device is usable (a build with the `cuda` feature on a GPU machine);
+    /// elsewhere it says so and passes.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn fused_cuda_op_matches_generic_ops() {
+        let Ok(dev) = Device::new_cuda(0) else {
+            eprintln!("no usable CUDA device: fused_cuda_op_matches_generic_ops skipped");
+            return;
+        };
+        check_fused(&dev, DType::F32, (3, 2, 7), 1e-6);
+        check_fused(&dev, DType::F32, (4, 12, 300), 1e-6);
+        check_fused(&dev, DType::F16, (4, 12, 256), 2e-3);
+        check_fused(&dev, DType::BF16, (4, 12, 256), 1.6e-2);
     }
 }
