@@ -106,7 +106,7 @@ def main():
         for dtype in a.dtypes.split(","):
             for batch in map(int, a.batches.split(",")):
                 for length in map(int, a.lens.split(",")):
-                    iters = max(3, a.iters * 32 // (batch * max(1, length // 64)))
+                    iters = max(5, a.iters * 32 // (batch * max(1, length // 64)))
                     pt = torch_rate(model, a.device, dtype, batch, length, iters, a.warmup)
                     ours, err = cli_rate(a.cli, mdir, a.device, dtype, batch, length, iters, a.warmup)
                     ratio = f"{ours / pt:6.2f}" if ours else "  -"
