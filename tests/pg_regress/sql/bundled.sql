@@ -1,0 +1,10 @@
+-- The bundled model, with no setting changed: real entities from the README's sentence.
+SELECT biomed_ner_info()->>'model' AS model, biomed_ner_info()->>'bundled' AS bundled;
+-- Types found (the exact spans and scores belong to the model; these three must be there).
+SELECT ARRAY['Age', 'Sex', 'Sign_symptom'] <@ array_agg(e->>'entity_group') AS has_age_sex_sign,
+       bool_and(substr(t, (e->>'start')::int + 1, (e->>'end')::int - (e->>'start')::int) = e->>'word') AS words_are_slices
+FROM (VALUES ('A 48-year-old female presented with vaginal bleeding and abnormal Pap smears.')) v(t),
+     jsonb_array_elements(biomed_ner(t)) e;
+SELECT e->>'word' AS word FROM jsonb_array_elements(
+    biomed_ner('A 48-year-old female presented with vaginal bleeding and abnormal Pap smears.')) e
+WHERE e->>'entity_group' IN ('Age', 'Sex') ORDER BY (e->>'start')::int;
