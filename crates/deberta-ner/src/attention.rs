@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::error::Result;
 
 /// Shapes and lookup tables shared by every layer of one batch.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AttentionPlan {
     pub batch: usize,
     pub heads: usize,
@@ -26,6 +26,24 @@ pub struct AttentionPlan {
     pub rows: Vec<u32>,
     /// Real (unpadded) length of each sequence.
     pub lens: Vec<usize>,
+    /// `rows` and `lens` on the GPU, uploaded by the first layer that needs them.
+    #[cfg(feature = "cuda")]
+    device_tables: std::sync::OnceLock<cuda::Tables>,
+}
+
+impl AttentionPlan {
+    pub fn new(batch: usize, heads: usize, len: usize, width: usize, rows: Vec<u32>, lens: Vec<usize>) -> Self {
+        Self {
+            batch,
+            heads,
+            len,
+            width,
+            rows,
+            lens,
+            #[cfg(feature = "cuda")]
+            device_tables: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 struct DisentangledSoftmax<'a> {
@@ -36,7 +54,7 @@ struct DisentangledSoftmax<'a> {
 
 impl DisentangledSoftmax<'_> {
     fn run<T: WithDType>(&self, qk: &[T], c2p: &[T], p2c: &[T]) -> Vec<T> {
-        let AttentionPlan { batch, heads, len, width, ref rows, ref lens } = *self.plan;
+        let AttentionPlan { batch, heads, len, width, ref rows, ref lens, .. } = *self.plan;
         let mut out = vec![T::zero(); batch * heads * len * len];
         out.par_chunks_mut(len * len).enumerate().for_each_init(
             || vec![0f32; len],
@@ -129,21 +147,15 @@ impl CustomOp3 for DisentangledSoftmax<'_> {
         s3: &candle_core::CudaStorage,
         l3: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::CudaStorage;
         let p = self.plan;
-        let dev = s1.device().clone();
-        let shape = Shape::from((p.batch, p.heads, p.len, p.len));
+        let inputs = [(s1, l1), (s2, l2), (s3, l3)];
         let storage = match s1.dtype() {
-            DType::F32 => CudaStorage::wrap_cuda_slice(cuda::launch::<f32>(self, "f32", [(s1, l1), (s2, l2), (s3, l3)])?, dev),
-            DType::F16 => {
-                CudaStorage::wrap_cuda_slice(cuda::launch::<half::f16>(self, "f16", [(s1, l1), (s2, l2), (s3, l3)])?, dev)
-            }
-            DType::BF16 => {
-                CudaStorage::wrap_cuda_slice(cuda::launch::<half::bf16>(self, "bf16", [(s1, l1), (s2, l2), (s3, l3)])?, dev)
-            }
+            DType::F32 => cuda::launch::<f32>(self, "f32", inputs)?,
+            DType::F16 => cuda::launch::<half::f16>(self, "f16", inputs)?,
+            DType::BF16 => cuda::launch::<half::bf16>(self, "bf16", inputs)?,
             other => candle_core::bail!("disentangled softmax: unsupported dtype {other:?}"),
         };
-        Ok((storage, shape))
+        Ok((storage, Shape::from((p.batch, p.heads, p.len, p.len))))
     }
 }
 
@@ -161,6 +173,13 @@ mod cuda {
     const MODULE: &str = "deberta_ner_attention";
     const THREADS: u32 = 128;
 
+    /// An [`AttentionPlan`]'s `rows` and `lens` (as u32) on the device.
+    #[derive(Debug)]
+    pub struct Tables {
+        rows: CudaSlice<u32>,
+        lens: CudaSlice<u32>,
+    }
+
     /// Longest sequence the kernel takes: its scores live in the block's shared memory
     /// (48 KiB without opting in to more).
     pub const MAX_LEN: usize = 48 * 1024 / 4 - 32;
@@ -169,8 +188,8 @@ mod cuda {
         op: &DisentangledSoftmax<'_>,
         suffix: &str,
         inputs: [(&CudaStorage, &Layout); 3],
-    ) -> candle_core::Result<CudaSlice<T>> {
-        let AttentionPlan { batch, heads, len, width, ref rows, ref lens } = *op.plan;
+    ) -> candle_core::Result<CudaStorage> {
+        let AttentionPlan { batch, heads, len, width, ref rows, ref lens, ref device_tables } = *op.plan;
         if len > MAX_LEN {
             candle_core::bail!("disentangled softmax: {len} tokens exceed the CUDA kernel's {MAX_LEN}");
         }
@@ -182,9 +201,14 @@ mod cuda {
                 .ok_or_else(|| candle_core::Error::Msg("disentangled softmax wants contiguous inputs".into()))?;
             views.push(s.as_cuda_slice::<T>()?.slice(a..b));
         }
-        let rows = dev.clone_htod(rows.as_slice())?;
-        let lens: Vec<u32> = lens.iter().map(|&n| n as u32).collect();
-        let lens = dev.clone_htod(lens.as_slice())?;
+        let tables = match device_tables.get() {
+            Some(t) => t,
+            None => {
+                let lens: Vec<u32> = lens.iter().map(|&n| n as u32).collect();
+                let t = Tables { rows: dev.clone_htod(rows.as_slice())?, lens: dev.clone_htod(lens.as_slice())? };
+                device_tables.get_or_init(|| t)
+            }
+        };
         let func = dev.get_or_load_custom_func(&format!("disentangled_softmax_{suffix}"), MODULE, PTX)?;
         // SAFETY: every element is written by the kernel.
         let out = unsafe { dev.alloc::<T>(batch * heads * len * len)? };
@@ -197,8 +221,8 @@ mod cuda {
         b.arg(&views[0]);
         b.arg(&views[1]);
         b.arg(&views[2]);
-        b.arg(&rows);
-        b.arg(&lens);
+        b.arg(&tables.rows);
+        b.arg(&tables.lens);
         b.arg(&out);
         let ints = [batch as i32, heads as i32, len as i32, width as i32, op.use_c2p as i32, op.use_p2c as i32];
         for v in &ints {
@@ -206,7 +230,7 @@ mod cuda {
         }
         // SAFETY: the argument list matches the kernel's signature; sizes are checked above.
         unsafe { b.launch(cfg) }.w()?;
-        Ok(out)
+        Ok(CudaStorage::wrap_cuda_slice(out, dev))
     }
 }
 
@@ -242,7 +266,7 @@ pub fn disentangled_softmax_generic(
     c2p: Option<&Tensor>,
     p2c: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let AttentionPlan { batch, heads, len, width, ref rows, ref lens } = *plan;
+    let AttentionPlan { batch, heads, len, width, ref rows, ref lens, .. } = *plan;
     let dev = qk.device();
     // index[q][k] = row of distance q - k; its transpose serves p2c, gathered per key row.
     let index: Vec<u32> = (0..len)
@@ -296,7 +320,7 @@ mod tests {
         let width = *rows.iter().max().unwrap() as usize + 1;
         let mut lens: Vec<usize> = (0..batch).map(|b| len - b * len / batch).collect();
         *lens.last_mut().unwrap() = 1;
-        let plan = AttentionPlan { batch, heads, len, width, rows, lens };
+        let plan = AttentionPlan::new(batch, heads, len, width, rows, lens);
         let t = |shape: &[usize]| Tensor::randn(0f32, 1.0, shape, dev).unwrap().to_dtype(dtype).unwrap();
         let qk = t(&[batch, heads, len, len]);
         let c2p = t(&[heads, batch * len, width]);

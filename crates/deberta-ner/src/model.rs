@@ -319,14 +319,14 @@ impl DebertaTokenClassifier {
         let (first_row, rows) = self.relpos.rows_for_len(len);
         let width = if self.cfg.relative_attention { *rows.iter().max().unwrap() as usize + 1 } else { 0 };
         let st = BatchState {
-            plan: AttentionPlan {
-                batch: b,
-                heads: self.cfg.num_attention_heads,
+            plan: AttentionPlan::new(
+                b,
+                self.cfg.num_attention_heads,
                 len,
                 width,
                 rows,
-                lens: seqs.iter().map(|s| s.len()).collect(),
-            },
+                seqs.iter().map(|s| s.len()).collect(),
+            ),
             first_row,
         };
         let mut x = self.embeddings.forward(&ids)?;
