@@ -234,6 +234,6 @@ pub fn annotate_nullable(items: &[Option<&str>], function: &'static str) -> Vec<
         .collect()
 }
 
-pub fn to_jsonb(entities: &[Entity]) -> pgrx::JsonB {
+fn to_jsonb(entities: &[Entity]) -> pgrx::JsonB {
     pgrx::JsonB(serde_json::Value::Array(entities.iter().map(Entity::to_json).collect()))
 }
