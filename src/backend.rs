@@ -128,11 +128,11 @@ fn run<R: Send>(function: &'static str, f: impl Fn(&mut dyn FnMut() -> deberta_n
 fn resolve_device(setting: DeviceSetting, function: &'static str) -> (Device, &'static str) {
     match setting {
         DeviceSetting::Cpu => (Device::Cpu, "cpu"),
-        DeviceSetting::Auto => match Device::new_cuda(0) {
+        DeviceSetting::Auto => match deberta_ner::cuda_device(0) {
             Ok(d) => (d, "cuda"),
             Err(_) => (Device::Cpu, "cpu"),
         },
-        DeviceSetting::Cuda => match Device::new_cuda(0) {
+        DeviceSetting::Cuda => match deberta_ner::cuda_device(0) {
             Ok(d) => (d, "cuda"),
             Err(e) => raise(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -32,7 +32,9 @@ bench options (times the forward pass on fixed token ids, prints one JSON line):
   --batch N            sequences per pass (default 8)
   --len N              tokens per sequence (default 256)
   --iters N            timed passes (default 10)
-  --warmup N           untimed passes first (default 2)";
+  --warmup N           untimed passes first (default 2)
+  --profile            also time each stage of the pass, waiting for the device after each
+                       (slower than the plain timing; adds \"profile_ms\" to the JSON line)";
 
 #[cfg_attr(feature = "bundled-model", allow(dead_code))]
 pub const NO_MODEL: &str = "no model given: pass --model DIR, a folder with config.json, tokenizer.json \
@@ -91,7 +93,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             continue;
         }
         if first && flag == "bench" {
-            bench = Some(crate::bench::BenchArgs { batch: 8, len: 256, iters: 10, warmup: 2 });
+            bench = Some(crate::bench::BenchArgs { batch: 8, len: 256, iters: 10, warmup: 2, profile: false });
             first = false;
             continue;
         }
@@ -120,6 +122,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--len" if bench.is_some() => bench.as_mut().unwrap().len = number(&flag, &value()?, 1)?,
             "--iters" if bench.is_some() => bench.as_mut().unwrap().iters = number(&flag, &value()?, 1)?,
             "--warmup" if bench.is_some() => bench.as_mut().unwrap().warmup = number(&flag, &value()?, 0)?,
+            "--profile" if bench.is_some() => bench.as_mut().unwrap().profile = true,
             other => return Err(format!("unknown argument \"{other}\"")),
         }
     }

@@ -1,15 +1,18 @@
 //! `biomed-ner bench`: times the model's forward pass alone (no tokenizing, no aggregation) on
 //! fixed pseudo-random token ids, for side-by-side comparisons with PyTorch (bench/gpu_bench.py).
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use deberta_ner::Pipeline;
+use deberta_ner::{Pipeline, Stage};
 
 pub struct BenchArgs {
     pub batch: usize,
     pub len: usize,
     pub iters: usize,
     pub warmup: usize,
+    /// Also time each [`Stage`], synchronizing the device after each.
+    pub profile: bool,
 }
 
 /// Token ids the same for every run: a linear congruential sequence over the vocabulary,
@@ -43,7 +46,8 @@ pub fn run(p: &Pipeline, device: &str, b: &BenchArgs) -> Result<(), String> {
     }
     let secs = t0.elapsed().as_secs_f64();
     let tokens = (b.batch * b.len * b.iters) as f64;
-    let out = serde_json::json!({
+    let profile = if b.profile { Some(profile(p, &refs, b.iters)?) } else { None };
+    let mut out = serde_json::json!({
         "engine": "biomed-ner",
         "device": device,
         "dtype": format!("{:?}", p.model.dtype()).to_lowercase(),
@@ -53,6 +57,30 @@ pub fn run(p: &Pipeline, device: &str, b: &BenchArgs) -> Result<(), String> {
         "ms_per_batch": 1e3 * secs / b.iters as f64,
         "tokens_per_s": tokens / secs,
     });
+    if let Some(profile) = profile {
+        out["profile_ms"] = serde_json::json!(profile);
+    }
     println!("{out}");
     Ok(())
+}
+
+/// Milliseconds per pass spent in each stage (summed over layers), waiting for the device at
+/// every stage boundary so that each kernel's time lands on its own stage.
+fn profile(p: &Pipeline, seqs: &[&[u32]], iters: usize) -> Result<BTreeMap<String, f64>, String> {
+    let device = p.model.device().clone();
+    let mut total: BTreeMap<Stage, f64> = BTreeMap::new();
+    for _ in 0..iters {
+        device.synchronize().map_err(|e| e.to_string())?;
+        let mut last = Instant::now();
+        p.model
+            .forward_marked(seqs, &mut |stage| {
+                device.synchronize()?;
+                let now = Instant::now();
+                *total.entry(stage).or_default() += (now - last).as_secs_f64();
+                last = now;
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(total.into_iter().map(|(s, t)| (format!("{s:?}"), 1e3 * t / iters as f64)).collect())
 }

@@ -1,7 +1,7 @@
 //! The attention probabilities of DeBERTa's disentangled attention, given the content scores
 //! and the relative-position projections:
 //!
-//! `p[b,h,q,:] = softmax_k( qk[b,h,q,k] + c2p[h,b*L+q,r(q-k)] + p2c[h,b*L+k,r(q-k)] )`
+//! `p[h,b,q,:] = softmax_k( qk[h,b,q,k] + c2p[h,b*L+q,r(q-k)] + p2c[h,b*L+k,r(q-k)] )`
 //!
 //! over the keys `k` of the sequence (padding keys get probability 0, padding query rows are
 //! all 0), where `r` maps a distance to a row of the projected relative table
@@ -46,10 +46,44 @@ impl AttentionPlan {
     }
 }
 
+/// Longest row the warp-per-row CUDA kernel takes (its block keeps 8 rows of scores in 32 KiB of
+/// shared memory); longer rows use the block-per-row kernel.
+pub const CUDA_WARP_MAX_LEN: usize = 1024;
+
+/// How the CUDA kernel is launched (it computes the same either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CudaKernel {
+    /// One warp per query row, several rows per block.
+    Warp,
+    /// One block per query row.
+    Block,
+}
+
+impl CudaKernel {
+    /// Warp per row up to [`CUDA_WARP_MAX_LEN`] keys, block per row beyond. The environment
+    /// variable `BIOMED_NER_CUDA_SOFTMAX=warp|block` overrides it (for benchmarks).
+    pub fn for_len(len: usize) -> Self {
+        static FORCED: std::sync::OnceLock<Option<CudaKernel>> = std::sync::OnceLock::new();
+        let forced = *FORCED.get_or_init(|| match std::env::var("BIOMED_NER_CUDA_SOFTMAX").as_deref() {
+            Ok("warp") => Some(CudaKernel::Warp),
+            Ok("block") => Some(CudaKernel::Block),
+            _ => None,
+        });
+        match forced {
+            Some(CudaKernel::Block) => CudaKernel::Block,
+            _ if len <= CUDA_WARP_MAX_LEN => CudaKernel::Warp,
+            _ => CudaKernel::Block,
+        }
+    }
+}
+
 struct DisentangledSoftmax<'a> {
     plan: &'a AttentionPlan,
     use_c2p: bool,
     use_p2c: bool,
+    /// The CUDA kernel's launch shape; `None`: [`CudaKernel::for_len`].
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    cuda_kernel: Option<CudaKernel>,
 }
 
 impl DisentangledSoftmax<'_> {
@@ -58,11 +92,11 @@ impl DisentangledSoftmax<'_> {
         let mut out = vec![T::zero(); batch * heads * len * len];
         out.par_chunks_mut(len * len).enumerate().for_each_init(
             || vec![0f32; len],
-            |buf, (bh, block)| {
-                let (b, h) = (bh / heads, bh % heads);
+            |buf, (hb, block)| {
+                let (h, b) = (hb / batch, hb % batch);
                 let n = lens[b];
                 for q in 0..n {
-                    let qk_row = &qk[(bh * len + q) * len..][..n];
+                    let qk_row = &qk[(hb * len + q) * len..][..n];
                     let c2p_row = if self.use_c2p { &c2p[(h * batch * len + b * len + q) * width..][..width] } else { &[] };
                     let mut max = f32::NEG_INFINITY;
                     for k in 0..n {
@@ -115,7 +149,7 @@ impl CustomOp3 for DisentangledSoftmax<'_> {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let p = self.plan;
-        let shape = Shape::from((p.batch, p.heads, p.len, p.len));
+        let shape = Shape::from((p.heads, p.batch, p.len, p.len));
         let storage = match s1.dtype() {
             DType::F32 => CpuStorage::F32(self.run(
                 contiguous_slice(s1, l1)?,
@@ -149,13 +183,14 @@ impl CustomOp3 for DisentangledSoftmax<'_> {
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         let p = self.plan;
         let inputs = [(s1, l1), (s2, l2), (s3, l3)];
+        let kernel = self.cuda_kernel.unwrap_or_else(|| CudaKernel::for_len(p.len));
         let storage = match s1.dtype() {
-            DType::F32 => cuda::launch::<f32>(self, "f32", inputs)?,
-            DType::F16 => cuda::launch::<half::f16>(self, "f16", inputs)?,
-            DType::BF16 => cuda::launch::<half::bf16>(self, "bf16", inputs)?,
+            DType::F32 => cuda::launch::<f32>(self, kernel, "f32", inputs)?,
+            DType::F16 => cuda::launch::<half::f16>(self, kernel, "f16", inputs)?,
+            DType::BF16 => cuda::launch::<half::bf16>(self, kernel, "bf16", inputs)?,
             other => candle_core::bail!("disentangled softmax: unsupported dtype {other:?}"),
         };
-        Ok((storage, Shape::from((p.batch, p.heads, p.len, p.len))))
+        Ok((storage, Shape::from((p.heads, p.batch, p.len, p.len))))
     }
 }
 
@@ -167,12 +202,14 @@ mod cuda {
     use candle_core::cuda_backend::{CudaDType, WrapErr};
     use candle_core::{CudaStorage, Layout};
 
-    use super::{AttentionPlan, DisentangledSoftmax};
+    use super::{AttentionPlan, CudaKernel as Kernel, DisentangledSoftmax, CUDA_WARP_MAX_LEN as WARP_MAX_LEN};
 
     const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/attention.ptx"));
     const MODULE: &str = "deberta_ner_attention";
+    /// Threads per block of the block-per-row kernel.
     const THREADS: u32 = 128;
-
+    /// Rows (warps) per block of the warp-per-row kernel.
+    const WARPS: usize = 8;
     /// An [`AttentionPlan`]'s `rows` and `lens` (as u32) on the device.
     #[derive(Debug)]
     pub struct Tables {
@@ -186,11 +223,12 @@ mod cuda {
 
     pub fn launch<T: CudaDType + DeviceRepr>(
         op: &DisentangledSoftmax<'_>,
+        kernel: Kernel,
         suffix: &str,
         inputs: [(&CudaStorage, &Layout); 3],
     ) -> candle_core::Result<CudaStorage> {
         let AttentionPlan { batch, heads, len, width, ref rows, ref lens, ref device_tables } = *op.plan;
-        if len > MAX_LEN {
+        if len > MAX_LEN || (kernel == Kernel::Warp && len > WARP_MAX_LEN) {
             candle_core::bail!("disentangled softmax: {len} tokens exceed the CUDA kernel's {MAX_LEN}");
         }
         let dev = inputs[0].0.device().clone();
@@ -209,14 +247,28 @@ mod cuda {
                 device_tables.get_or_init(|| t)
             }
         };
-        let func = dev.get_or_load_custom_func(&format!("disentangled_softmax_{suffix}"), MODULE, PTX)?;
-        // SAFETY: every element is written by the kernel.
-        let out = unsafe { dev.alloc::<T>(batch * heads * len * len)? };
-        let cfg = LaunchConfig {
-            grid_dim: ((batch * heads * len) as u32, 1, 1),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: ((len + 32) * 4) as u32,
+        let rows_total = batch * heads * len;
+        let (name, cfg) = match kernel {
+            Kernel::Warp => (
+                "warp",
+                LaunchConfig {
+                    grid_dim: (rows_total.div_ceil(WARPS) as u32, 1, 1),
+                    block_dim: ((WARPS * 32) as u32, 1, 1),
+                    shared_mem_bytes: (WARPS * len * 4) as u32,
+                },
+            ),
+            Kernel::Block => (
+                "block",
+                LaunchConfig {
+                    grid_dim: (rows_total as u32, 1, 1),
+                    block_dim: (THREADS, 1, 1),
+                    shared_mem_bytes: ((len + 32) * 4) as u32,
+                },
+            ),
         };
+        let func = dev.get_or_load_custom_func(&format!("disentangled_softmax_{name}_{suffix}"), MODULE, PTX)?;
+        // SAFETY: every element is written by the kernel.
+        let out = unsafe { dev.alloc::<T>(rows_total * len)? };
         let mut b = func.builder();
         b.arg(&views[0]);
         b.arg(&views[1]);
@@ -234,8 +286,8 @@ mod cuda {
     }
 }
 
-/// Attention probabilities `[batch, heads, len, len]` from the content scores `qk`
-/// `[batch, heads, len, len]` and the relative terms `c2p`, `p2c` `[heads, batch*len, width]`
+/// Attention probabilities `[heads, batch, len, len]` from the content scores `qk`
+/// `[heads, batch, len, len]` and the relative terms `c2p`, `p2c` `[heads, batch*len, width]`
 /// (either may be absent).
 pub fn disentangled_softmax(
     plan: &AttentionPlan,
@@ -248,14 +300,24 @@ pub fn disentangled_softmax(
     #[cfg(not(feature = "cuda"))]
     let fused = qk.device().is_cpu();
     if fused {
-        let op = DisentangledSoftmax { plan, use_c2p: c2p.is_some(), use_p2c: p2c.is_some() };
-        let filler = c2p.or(p2c).unwrap_or(qk);
-        let c2p = c2p.unwrap_or(filler).contiguous()?;
-        let p2c = p2c.unwrap_or(filler).contiguous()?;
-        Ok(qk.contiguous()?.apply_op3_no_bwd(&c2p, &p2c, &op)?)
+        fused_softmax(plan, qk, c2p, p2c, None)
     } else {
         disentangled_softmax_generic(plan, qk, c2p, p2c)
     }
+}
+
+fn fused_softmax(
+    plan: &AttentionPlan,
+    qk: &Tensor,
+    c2p: Option<&Tensor>,
+    p2c: Option<&Tensor>,
+    cuda_kernel: Option<CudaKernel>,
+) -> Result<Tensor> {
+    let op = DisentangledSoftmax { plan, use_c2p: c2p.is_some(), use_p2c: p2c.is_some(), cuda_kernel };
+    let filler = c2p.or(p2c).unwrap_or(qk);
+    let c2p = c2p.unwrap_or(filler).contiguous()?;
+    let p2c = p2c.unwrap_or(filler).contiguous()?;
+    Ok(qk.contiguous()?.apply_op3_no_bwd(&c2p, &p2c, &op)?)
 }
 
 /// The same computation from candle's generic ops: the path for non-CPU devices, and the
@@ -280,13 +342,11 @@ pub fn disentangled_softmax_generic(
     };
     let mut scores = qk.to_dtype(DType::F32)?;
     if let Some(c2p) = c2p {
-        let bias = gather(&c2p.to_dtype(DType::F32)?, &index)?.transpose(0, 1)?;
+        let bias = gather(&c2p.to_dtype(DType::F32)?, &index)?;
         scores = (scores + bias)?;
     }
     if let Some(p2c) = p2c {
-        let bias = gather(&p2c.to_dtype(DType::F32)?, &index.t()?.contiguous()?)?
-            .transpose(2, 3)?
-            .transpose(0, 1)?;
+        let bias = gather(&p2c.to_dtype(DType::F32)?, &index.t()?.contiguous()?)?.transpose(2, 3)?;
         scores = (scores + bias)?;
     }
     // Key padding as -inf; padding query rows are zeroed afterwards, like the fused op.
@@ -296,8 +356,8 @@ pub fn disentangled_softmax_generic(
         key_mask[b * len + n..(b + 1) * len].fill(f32::NEG_INFINITY);
         row_keep[b * len..b * len + n].fill(1.0);
     }
-    let key_mask = Tensor::from_vec(key_mask, (batch, 1, 1, len), dev)?;
-    let row_keep = Tensor::from_vec(row_keep, (batch, 1, len, 1), dev)?;
+    let key_mask = Tensor::from_vec(key_mask, (1, batch, 1, len), dev)?;
+    let row_keep = Tensor::from_vec(row_keep, (1, batch, len, 1), dev)?;
     let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&key_mask)?)?;
     // A fully padded row is NaN after the softmax; multiply-by-zero would keep the NaN.
     let probs = row_keep
@@ -315,6 +375,16 @@ mod tests {
     /// The fused op against the generic one on `dev`, for every c2p/p2c combination, with the
     /// last sequence only one token long (all its other query rows are padding).
     fn check_fused(dev: &Device, dtype: DType, (batch, heads, len): (usize, usize, usize), tol: f32) {
+        check_kernel(dev, dtype, (batch, heads, len), tol, None)
+    }
+
+    fn check_kernel(
+        dev: &Device,
+        dtype: DType,
+        (batch, heads, len): (usize, usize, usize),
+        tol: f32,
+        kernel: Option<CudaKernel>,
+    ) {
         let rp = crate::relpos::RelPos::new(64, 256, 512);
         let (_, rows) = rp.rows_for_len(len);
         let width = *rows.iter().max().unwrap() as usize + 1;
@@ -322,14 +392,14 @@ mod tests {
         *lens.last_mut().unwrap() = 1;
         let plan = AttentionPlan::new(batch, heads, len, width, rows, lens);
         let t = |shape: &[usize]| Tensor::randn(0f32, 1.0, shape, dev).unwrap().to_dtype(dtype).unwrap();
-        let qk = t(&[batch, heads, len, len]);
+        let qk = t(&[heads, batch, len, len]);
         let c2p = t(&[heads, batch * len, width]);
         let p2c = t(&[heads, batch * len, width]);
         for (c, p) in [(Some(&c2p), Some(&p2c)), (Some(&c2p), None), (None, Some(&p2c)), (None, None)] {
-            let fused = disentangled_softmax(&plan, &qk, c, p).unwrap().to_dtype(DType::F32).unwrap();
+            let fused = fused_softmax(&plan, &qk, c, p, kernel).unwrap().to_dtype(DType::F32).unwrap();
             let generic = disentangled_softmax_generic(&plan, &qk, c, p).unwrap().to_dtype(DType::F32).unwrap();
             let diff = (fused - generic).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(diff < tol, "{dtype:?} {:?}: max difference {diff}", (c.is_some(), p.is_some()));
+            assert!(diff < tol, "{dtype:?} {kernel:?} {:?}: max difference {diff}", (c.is_some(), p.is_some()));
         }
     }
 
@@ -348,9 +418,15 @@ mod tests {
             eprintln!("no usable CUDA device: fused_cuda_op_matches_generic_ops skipped");
             return;
         };
-        check_fused(&dev, DType::F32, (3, 2, 7), 1e-6);
-        check_fused(&dev, DType::F32, (4, 12, 300), 1e-6);
-        check_fused(&dev, DType::F16, (4, 12, 256), 2e-3);
-        check_fused(&dev, DType::BF16, (4, 12, 256), 1.6e-2);
+        for kernel in [CudaKernel::Warp, CudaKernel::Block] {
+            let k = Some(kernel);
+            check_kernel(&dev, DType::F32, (3, 2, 7), 1e-6, k);
+            check_kernel(&dev, DType::F32, (4, 12, 300), 1e-6, k);
+            check_kernel(&dev, DType::F16, (4, 12, 256), 2e-3, k);
+            check_kernel(&dev, DType::BF16, (4, 12, 256), 1.6e-2, k);
+        }
+        // Past the warp kernel's limit the automatic choice is the block kernel.
+        assert_eq!(CudaKernel::for_len(CUDA_WARP_MAX_LEN + 1), CudaKernel::Block);
+        check_fused(&dev, DType::F32, (2, 2, CUDA_WARP_MAX_LEN + 77), 1e-6);
     }
 }

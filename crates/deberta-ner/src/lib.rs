@@ -14,6 +14,7 @@ pub mod attention;
 pub mod bundled;
 pub mod config;
 pub mod error;
+pub mod fused;
 pub mod model;
 pub mod model_dir;
 pub mod pipeline;
@@ -23,7 +24,7 @@ pub mod windows;
 pub use aggregate::{Aggregation, Entity};
 pub use config::Config;
 pub use error::{Error, Result};
-pub use model::DebertaTokenClassifier;
+pub use model::{DebertaTokenClassifier, Stage};
 pub use model_dir::ModelFiles;
 pub use pipeline::{Options, Pipeline};
 pub use candle_core::{DType, Device};
@@ -42,7 +43,7 @@ pub fn parse_dtype(s: &str) -> Result<DType> {
 pub fn parse_device(s: &str) -> Result<Device> {
     let s = s.to_ascii_lowercase();
     let cuda = |ordinal: usize| {
-        Device::new_cuda(ordinal).map_err(|e| Error::InvalidOption(format!("no usable CUDA device {ordinal}: {e}")))
+        cuda_device(ordinal).map_err(|e| Error::InvalidOption(format!("no usable CUDA device {ordinal}: {e}")))
     };
     match s.as_str() {
         "cpu" => Ok(Device::Cpu),
@@ -53,4 +54,38 @@ pub fn parse_device(s: &str) -> Result<Device> {
             None => Err(Error::InvalidOption(format!("device \"{s}\" (expected cpu, cuda, cuda:N or auto)"))),
         },
     }
+}
+
+/// CUDA device `ordinal`, set up for this crate's one-stream use: no per-tensor event tracking
+/// (every tensor of a model lives on the calling thread's stream), and a memory pool that keeps
+/// what it has allocated instead of returning it to the driver at every synchronization (the
+/// logits' copy to the host is one), so a pass reuses the previous pass's memory. The pool
+/// therefore holds the peak of the largest batch until the process ends.
+pub fn cuda_device(ordinal: usize) -> std::result::Result<Device, candle_core::Error> {
+    let device = Device::new_cuda(ordinal)?;
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(d) = &device {
+        use candle_core::cuda_backend::cudarc::driver::sys;
+        // SAFETY: a model's tensors are used from one stream only (see above).
+        unsafe { d.disable_event_tracking() };
+        let stream = d.cuda_stream();
+        let cu_device = stream.context().cu_device();
+        let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+        let mut threshold = u64::MAX;
+        // SAFETY: plain driver calls on a valid device; the attribute takes a u64.
+        let status = unsafe {
+            match sys::cuDeviceGetDefaultMemPool(&mut pool, cu_device) {
+                sys::CUresult::CUDA_SUCCESS => sys::cuMemPoolSetAttribute(
+                    pool,
+                    sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                    (&mut threshold as *mut u64).cast(),
+                ),
+                e => e,
+            }
+        };
+        if status != sys::CUresult::CUDA_SUCCESS {
+            candle_core::bail!("cannot configure the CUDA memory pool: {status:?}");
+        }
+    }
+    Ok(device)
 }

@@ -7,15 +7,21 @@
 //!   they are computed once at load, with the attention scale folded into the query side;
 //! - a batch projects only the relative rows its length can reach ([`crate::relpos`]), once per
 //!   layer for the whole batch, where transformers projects all `2 * span` rows per sequence;
-//! - query, key and value are one matmul; the query is scaled instead of the key;
-//! - gather, bias, padding mask and softmax are one fused pass on CPU ([`crate::attention`]).
+//! - query, key and value are one matmul; the query is scaled instead of the key; heads are laid
+//!   out `[heads, batch * len, head]` so that the content and relative matmuls share one copy;
+//! - gather, bias, padding mask and softmax are one fused pass ([`crate::attention`]);
+//! - the residual stream between layers (embeddings' and every layer's layer-norm output) is kept
+//!   in f32 whatever the model's dtype, the classifier reads it in f32, and on CUDA each bias,
+//!   activation, residual and layer norm tail is one kernel ([`crate::fused`]). In f32 every
+//!   operation and its order are transformers'.
 
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
 use crate::attention::{disentangled_softmax, AttentionPlan};
-use crate::config::{Activation, Config};
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::fused::{add_norm, bias_act, merge_heads, split_heads, NormParams};
 use crate::relpos::RelPos;
 
 fn weight_error(vb: &VarBuilder, name: &str, e: candle_core::Error) -> Error {
@@ -41,18 +47,19 @@ fn layer_norm(vb: &VarBuilder, size: usize, eps: f64) -> Result<LayerNorm> {
     Ok(LayerNorm::new(get(vb, &[size], "weight")?, get(vb, &[size], "bias")?, eps))
 }
 
-/// `x @ w^T + b` over the last dimension, for any leading dimensions.
-fn apply_linear(l: &Linear, x: &Tensor) -> Result<Tensor> {
-    let dims = x.dims().to_vec();
-    let (rows, d_in) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
-    let y = l.forward(&x.reshape((rows, d_in))?)?;
-    let mut out_dims = dims;
-    *out_dims.last_mut().unwrap() = y.dim(1)?;
-    Ok(y.reshape(out_dims)?)
-}
-
 fn layer_norm_fwd(ln: &LayerNorm, x: &Tensor) -> Result<Tensor> {
     Ok(candle_nn::ops::layer_norm(x, ln.weight(), ln.bias().expect("layer norm has a bias"), ln.eps() as f32)?)
+}
+
+/// `x @ w^T` for `x` `[rows, in]`, `w` `[out, in]`.
+fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    Ok(x.matmul(&w.t()?)?)
+}
+
+/// A projection's bias and the layer norm after it, for [`add_norm`].
+fn norm_params(dense: &VarBuilder, norm: &VarBuilder, h: usize, eps: f64) -> Result<NormParams> {
+    let (dense, norm) = (dense.clone().set_dtype(DType::F32), norm.clone().set_dtype(DType::F32));
+    NormParams::new(&get(&dense, &[h], "bias")?, &get(&norm, &[h], "weight")?, &get(&norm, &[h], "bias")?, eps)
 }
 
 struct Embeddings {
@@ -84,12 +91,13 @@ impl Embeddings {
         } else {
             None
         };
-        let norm = layer_norm(&vb.pp("LayerNorm"), cfg.hidden_size, cfg.layer_norm_eps)?;
+        let norm = layer_norm(&vb.pp("LayerNorm").set_dtype(DType::F32), cfg.hidden_size, cfg.layer_norm_eps)?;
         Ok(Self { word, position, token_type_row0, proj, norm })
     }
 
+    /// The normalised embeddings, f32 `[batch * len, hidden]`.
     fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let (_, len) = ids.dims2()?;
+        let (b, len) = ids.dims2()?;
         let mut x = self.word.forward(ids)?;
         if let Some(pos) = &self.position {
             let pos_ids = Tensor::arange(0u32, len as u32, ids.device())?;
@@ -98,24 +106,30 @@ impl Embeddings {
         if let Some(tt) = &self.token_type_row0 {
             x = x.broadcast_add(tt)?;
         }
+        let mut x = x.reshape((b * len, x.dim(2)?))?;
         if let Some(proj) = &self.proj {
-            x = apply_linear(proj, &x)?;
+            x = proj.forward(&x)?;
         }
-        layer_norm_fwd(&self.norm, &x)
+        layer_norm_fwd(&self.norm, &x.to_dtype(DType::F32)?)
     }
 }
 
 struct Layer {
-    qkv: Linear,
+    /// Query, key and value weights `[3 * hidden, hidden]` and biases.
+    qkv_w: Tensor,
+    qkv_b: Tensor,
     /// Projected relative table for c2p, `[heads, 2*span, head]`.
     pos_key: Option<Tensor>,
     /// Projected relative table for p2c, scaled by `1/scale`, `[heads, 2*span, head]`.
     pos_query: Option<Tensor>,
-    attn_out: Linear,
-    attn_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
-    out_norm: LayerNorm,
+    /// Attention output projection (its bias is in `attn_norm`).
+    attn_out_w: Tensor,
+    attn_norm: NormParams,
+    intermediate_w: Tensor,
+    intermediate_b: Tensor,
+    /// Output projection (its bias is in `out_norm`).
+    output_w: Tensor,
+    out_norm: NormParams,
 }
 
 /// Everything one batch's layers share.
@@ -156,64 +170,89 @@ impl Layer {
         }
         let qkv_w = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
         let qkv_b = Tensor::cat(&[q.bias().unwrap(), k.bias().unwrap(), v.bias().unwrap()], 0)?;
+        let (ao, out) = (att.pp("output"), vb.pp("output"));
+        let intermediate = linear(&vb.pp("intermediate").pp("dense"), h, cfg.intermediate_size, true)?;
         Ok(Self {
-            qkv: Linear::new(qkv_w, Some(qkv_b)),
+            qkv_w,
+            qkv_b,
             pos_key,
             pos_query,
-            attn_out: linear(&att.pp("output").pp("dense"), h, h, true)?,
-            attn_norm: layer_norm(&att.pp("output").pp("LayerNorm"), h, cfg.layer_norm_eps)?,
-            intermediate: linear(&vb.pp("intermediate").pp("dense"), h, cfg.intermediate_size, true)?,
-            output: linear(&vb.pp("output").pp("dense"), cfg.intermediate_size, h, true)?,
-            out_norm: layer_norm(&vb.pp("output").pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            attn_out_w: get(&ao.pp("dense"), &[h, h], "weight")?,
+            attn_norm: norm_params(&ao.pp("dense"), &ao.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            intermediate_w: intermediate.weight().clone(),
+            intermediate_b: intermediate.bias().unwrap().clone(),
+            output_w: get(&out.pp("dense"), &[h, cfg.intermediate_size], "weight")?,
+            out_norm: norm_params(&out.pp("dense"), &out.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
         })
     }
 
-    fn forward(&self, x: &Tensor, st: &BatchState, cfg: &Config, scale: f64) -> Result<Tensor> {
-        let (b, l, hidden) = x.dims3()?;
+    /// One layer on the f32 residual stream `x` `[batch * len, hidden]`; returns the next one.
+    fn forward(&self, x: &Tensor, st: &BatchState, cfg: &Config, scale: f64, mark: &mut Marker) -> Result<Tensor> {
+        let (b, l) = (st.plan.batch, st.plan.len);
         let (heads, d) = (cfg.num_attention_heads, cfg.head_size);
-        let qkv = apply_linear(&self.qkv, x)?; // [b, l, 3*hidden]
-        // [b, l, 3, heads, d] -> per part [heads, b*l, d] for the shared relative matmuls.
-        let qkv = qkv.reshape((b, l, 3, heads, d))?;
-        let part = |i: usize| -> Result<Tensor> { Ok(qkv.narrow(2, i, 1)?.squeeze(2)?) }; // [b,l,heads,d]
-        let q = (part(0)? / scale)?;
-        let k = part(1)?;
-        let v = part(2)?;
-        let q_bh = q.transpose(1, 2)?.contiguous()?; // [b, heads, l, d]
-        let k_bh = k.transpose(1, 2)?.contiguous()?;
-        let v_bh = v.transpose(1, 2)?.contiguous()?;
-        let qk = q_bh.matmul(&k_bh.t()?)?; // [b, heads, l, l]
+        let xt = x.to_dtype(self.qkv_w.dtype())?;
+        let qkv = matmul_t(&xt, &self.qkv_w)?; // [b*l, 3*hidden], without the bias
+        mark(Stage::Qkv)?;
+        // Each [heads, b*l, d], contiguous per head; the query scaled.
+        let (q, k, v) = split_heads(&qkv, &self.qkv_b, heads, scale)?;
+        mark(Stage::Split)?;
+        let per_seq = |t: &Tensor| t.reshape((heads * b, l, d));
+        let qk = per_seq(&q)?.matmul(&per_seq(&k)?.t()?)?.reshape((heads, b, l, l))?;
+        mark(Stage::ContentScores)?;
         let width = st.plan.width;
-        let c2p = match &self.pos_key {
-            Some(pk) => {
-                let q_h = q.permute((2, 0, 1, 3))?.reshape((heads, b * l, d))?;
-                let pk = pk.narrow(1, st.first_row, width)?;
-                Some(q_h.matmul(&pk.t()?)?) // [heads, b*l, width]
-            }
-            None => None,
+        let relative = |x: &Tensor, table: &Option<Tensor>| -> Result<Option<Tensor>> {
+            // [heads, b*l, d] x [heads, d, width]
+            table.as_ref().map(|t| Ok(x.matmul(&t.narrow(1, st.first_row, width)?.t()?)?)).transpose()
         };
-        let p2c = match &self.pos_query {
-            Some(pq) => {
-                let k_h = k.permute((2, 0, 1, 3))?.reshape((heads, b * l, d))?;
-                let pq = pq.narrow(1, st.first_row, width)?;
-                Some(k_h.matmul(&pq.t()?)?)
-            }
-            None => None,
-        };
-        let probs = disentangled_softmax(&st.plan, &qk, c2p.as_ref(), p2c.as_ref())?;
-        let ctx = probs.matmul(&v_bh)?.transpose(1, 2)?.reshape((b, l, hidden))?;
-        let attn = apply_linear(&self.attn_out, &ctx)?;
-        let x = layer_norm_fwd(&self.attn_norm, &(attn + x)?)?;
-        let inter = apply_linear(&self.intermediate, &x)?;
-        let inter = match cfg.hidden_act {
-            Activation::Gelu => inter.gelu_erf()?,
-            Activation::GeluTanh => inter.gelu()?,
-            Activation::Relu => inter.relu()?,
-            Activation::Silu => inter.silu()?,
-        };
-        let out = apply_linear(&self.output, &inter)?;
-        layer_norm_fwd(&self.out_norm, &(out + x)?)
+        let c2p = relative(&q, &self.pos_key)?;
+        let p2c = relative(&k, &self.pos_query)?;
+        mark(Stage::RelativeScores)?;
+        let probs = disentangled_softmax(&st.plan, &qk, c2p.as_ref(), p2c.as_ref())?; // [heads, b, l, l]
+        mark(Stage::Softmax)?;
+        let ctx = probs.reshape((heads * b, l, l))?.matmul(&per_seq(&v)?)?; // [heads*b, l, d]
+        let ctx = merge_heads(&ctx.reshape((heads, b * l, d))?)?; // [b*l, hidden]
+        mark(Stage::Context)?;
+        let x = add_norm(&matmul_t(&ctx, &self.attn_out_w)?, x, &self.attn_norm)?;
+        mark(Stage::AttentionOutput)?;
+        let xt = x.to_dtype(self.qkv_w.dtype())?;
+        let inter = bias_act(&matmul_t(&xt, &self.intermediate_w)?, &self.intermediate_b, cfg.hidden_act)?;
+        mark(Stage::Intermediate)?;
+        let out = add_norm(&matmul_t(&inter, &self.output_w)?, &x, &self.out_norm)?;
+        mark(Stage::Output)?;
+        Ok(out)
     }
 }
+
+/// A point of the forward pass, for [`DebertaTokenClassifier::forward_marked`]: each is reported
+/// when the work it names has been queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// About to run the next layer (the place to check for cancellation).
+    LayerStart,
+    Embeddings,
+    /// The fused query/key/value projection.
+    Qkv,
+    /// Query, key and value split into heads.
+    Split,
+    /// Query-key scores.
+    ContentScores,
+    /// c2p and p2c projections onto the relative table.
+    RelativeScores,
+    /// Gathers, bias, mask and softmax.
+    Softmax,
+    /// Probabilities times values.
+    Context,
+    /// Attention output projection, residual and layer norm.
+    AttentionOutput,
+    /// Intermediate projection and activation.
+    Intermediate,
+    /// Output projection, residual and layer norm.
+    Output,
+    /// Classifier and the copy of the logits to the host.
+    Classifier,
+}
+
+type Marker<'a> = dyn FnMut(Stage) -> Result<()> + 'a;
 
 /// A loaded DeBERTa-v2/v3 token classifier.
 pub struct DebertaTokenClassifier {
@@ -258,7 +297,8 @@ impl DebertaTokenClassifier {
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| Layer::load(encoder.pp("layer").pp(i), cfg, rel.as_ref(), scale))
             .collect::<Result<Vec<_>>>()?;
-        let classifier = linear(&vb.pp("classifier"), h, cfg.labels.len(), true)?;
+        // In f32: it reads the f32 residual stream, and the labels' argmax is the output.
+        let classifier = linear(&vb.pp("classifier").set_dtype(DType::F32), h, cfg.labels.len(), true)?;
         Ok(Self {
             cfg: cfg.clone(),
             embeddings,
@@ -293,6 +333,12 @@ impl DebertaTokenClassifier {
     /// [`Self::forward`], calling `check` before every layer; an error from it stops the pass
     /// (cancellation).
     pub fn forward_checked(&self, seqs: &[&[u32]], check: &mut dyn FnMut() -> Result<()>) -> Result<Vec<Vec<f32>>> {
+        self.forward_marked(seqs, &mut |stage| if stage == Stage::LayerStart { check() } else { Ok(()) })
+    }
+
+    /// [`Self::forward`], calling `mark` at every [`Stage`] (for cancellation and profiling); an
+    /// error from it stops the pass.
+    pub fn forward_marked(&self, seqs: &[&[u32]], mark: &mut Marker) -> Result<Vec<Vec<f32>>> {
         let len = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
         if seqs.is_empty() || len == 0 {
             return Ok(seqs.iter().map(|_| Vec::new()).collect());
@@ -330,13 +376,15 @@ impl DebertaTokenClassifier {
             first_row,
         };
         let mut x = self.embeddings.forward(&ids)?;
+        mark(Stage::Embeddings)?;
         for layer in &self.layers {
-            check()?;
-            x = layer.forward(&x, &st, &self.cfg, self.scale)?;
+            mark(Stage::LayerStart)?;
+            x = layer.forward(&x, &st, &self.cfg, self.scale, mark)?;
         }
-        let logits = apply_linear(&self.classifier, &x)?.to_dtype(DType::F32)?;
+        let logits = self.classifier.forward(&x)?;
         let n_labels = logits.dim(D::Minus1)?;
         let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        mark(Stage::Classifier)?;
         Ok(seqs
             .iter()
             .enumerate()

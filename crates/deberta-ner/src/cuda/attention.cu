@@ -1,11 +1,14 @@
 // DeBERTa's disentangled-attention probabilities in one pass per query row (the CUDA twin of
 // the fused CPU op in attention.rs):
 //
-//   p[b,h,q,k] = softmax_k( qk[b,h,q,k] + c2p[h,b*L+q,r(q-k)] + p2c[h,b*L+k,r(q-k)] )
+//   p[h,b,q,k] = softmax_k( qk[h,b,q,k] + c2p[h,b*L+q,r(q-k)] + p2c[h,b*L+k,r(q-k)] )
 //
 // over the real keys k < lens[b]; padding keys get 0 and padding query rows are all 0.
 // rows[q - k + L - 1] is the row of the projected relative table for distance q - k.
-// One block per (b, h, q) row; scores are kept in shared memory in f32, whatever the dtype.
+// Scores are kept in shared memory in f32, whatever the dtype. Two launch shapes:
+//   *_warp:  one warp per query row, several rows per block, warp-shuffle reductions only
+//            (for rows up to a few thousand keys: the usual case);
+//   *_block: one block per query row, block-wide reductions (any length the shared memory holds).
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include <stdint.h>
@@ -19,19 +22,8 @@ template <> __device__ __forceinline__ float from_f32<float>(float x) { return x
 template <> __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half(x); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
 
-// Reduces v over the block (max or sum); every thread gets the result. `scratch` holds 32 floats.
 template <bool MAX>
-__device__ __forceinline__ float block_reduce(float v, float *scratch) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int warps = (blockDim.x + 31) >> 5;
-    for (int o = 16; o > 0; o >>= 1) {
-        const float other = __shfl_xor_sync(0xffffffffu, v, o);
-        v = MAX ? fmaxf(v, other) : v + other;
-    }
-    __syncthreads();  // scratch may still be read by the previous reduction
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    v = lane < warps ? scratch[lane] : (MAX ? -INFINITY : 0.0f);
+__device__ __forceinline__ float warp_reduce(float v) {
     for (int o = 16; o > 0; o >>= 1) {
         const float other = __shfl_xor_sync(0xffffffffu, v, o);
         v = MAX ? fmaxf(v, other) : v + other;
@@ -39,56 +31,101 @@ __device__ __forceinline__ float block_reduce(float v, float *scratch) {
     return v;
 }
 
-template <typename T>
-__device__ void disentangled_softmax(const T *__restrict__ qk, const T *__restrict__ c2p,
-                                     const T *__restrict__ p2c, const uint32_t *__restrict__ rows,
-                                     const uint32_t *__restrict__ lens, T *__restrict__ out, int batch,
-                                     int heads, int len, int width, int use_c2p, int use_p2c) {
-    extern __shared__ float smem[];
-    float *scores = smem;        // len floats
-    float *scratch = smem + len; // 32 floats
-    const size_t row = blockIdx.x;  // (b * heads + h) * len + q
+// Reduces v over the block (max or sum); every thread gets the result. `scratch` holds 32 floats.
+template <bool MAX>
+__device__ __forceinline__ float block_reduce(float v, float *scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int warps = (blockDim.x + 31) >> 5;
+    v = warp_reduce<MAX>(v);
+    __syncthreads();  // scratch may still be read by the previous reduction
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : (MAX ? -INFINITY : 0.0f);
+    return warp_reduce<MAX>(v);
+}
+
+// One query row, its keys split over `threads` threads numbered `tid`; REDUCE combines over them.
+template <typename T, typename Reduce>
+__device__ __forceinline__ void softmax_row(const T *__restrict__ qk, const T *__restrict__ c2p,
+                                            const T *__restrict__ p2c, const uint32_t *__restrict__ rows,
+                                            const uint32_t *__restrict__ lens, T *__restrict__ out,
+                                            size_t row, float *scores, int tid, int threads, Reduce reduce,
+                                            int batch, int heads, int len, int width, int use_c2p, int use_p2c) {
     const int q = (int)(row % len);
-    const int bh = (int)(row / len);
-    const int b = bh / heads, h = bh % heads;
+    const int hb = (int)(row / len);  // row = (h * batch + b) * len + q
+    const int h = hb / batch, b = hb % batch;
     const int n = (int)lens[b];
     T *o = out + row * len;
     if (q >= n) {
-        for (int k = threadIdx.x; k < len; k += blockDim.x) o[k] = from_f32<T>(0.0f);
+        for (int k = tid; k < len; k += threads) o[k] = from_f32<T>(0.0f);
         return;
     }
     const T *qk_row = qk + row * len;
     const size_t seq = (size_t)h * batch * len + (size_t)b * len;
     const T *c2p_row = c2p + (seq + q) * width;
+    const uint32_t *r_row = rows + q + len - 1;  // r_row[-k] is the row for distance q - k
     float mx = -INFINITY;
-    for (int k = threadIdx.x; k < n; k += blockDim.x) {
-        const uint32_t r = rows[q + len - 1 - k];
+    for (int k = tid; k < n; k += threads) {
+        const uint32_t r = r_row[-k];
         float s = to_f32(qk_row[k]);
         if (use_c2p) s += to_f32(c2p_row[r]);
         if (use_p2c) s += to_f32(p2c[(seq + k) * width + r]);
         scores[k] = s;
         mx = fmaxf(mx, s);
     }
-    mx = block_reduce<true>(mx, scratch);
+    mx = reduce(mx, true);
     float sum = 0.0f;
-    for (int k = threadIdx.x; k < n; k += blockDim.x) {
+    for (int k = tid; k < n; k += threads) {
         const float e = expf(scores[k] - mx);
         scores[k] = e;
         sum += e;
     }
-    sum = block_reduce<false>(sum, scratch);
+    sum = reduce(sum, false);
     const float inv = 1.0f / sum;
-    for (int k = threadIdx.x; k < len; k += blockDim.x) o[k] = from_f32<T>(k < n ? scores[k] * inv : 0.0f);
+    for (int k = tid; k < len; k += threads) o[k] = from_f32<T>(k < n ? scores[k] * inv : 0.0f);
 }
 
-#define DISENTANGLED_SOFTMAX(NAME, T)                                                                   \
-    extern "C" __global__ void NAME(const T *qk, const T *c2p, const T *p2c, const uint32_t *rows,     \
-                                    const uint32_t *lens, T *out, int batch, int heads, int len,       \
-                                    int width, int use_c2p, int use_p2c) {                             \
-        disentangled_softmax<T>(qk, c2p, p2c, rows, lens, out, batch, heads, len, width, use_c2p,      \
-                                use_p2c);                                                              \
+#define ARGS                                                                                            \
+    const T *qk, const T *c2p, const T *p2c, const uint32_t *rows, const uint32_t *lens, T *out,      \
+        int batch, int heads, int len, int width, int use_c2p, int use_p2c
+#define PASS qk, c2p, p2c, rows, lens, out
+
+// Grid: ceil(rows / warps per block); shared memory: warps per block x len floats.
+template <typename T>
+__device__ void softmax_warp(ARGS) {
+    extern __shared__ float smem[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const size_t row = (size_t)blockIdx.x * (blockDim.x >> 5) + warp;
+    if (row >= (size_t)batch * heads * len) return;
+    auto reduce = [](float v, bool mx) { return mx ? warp_reduce<true>(v) : warp_reduce<false>(v); };
+    softmax_row<T>(PASS, row, smem + (size_t)warp * len, lane, 32, reduce, batch, heads, len, width, use_c2p,
+                   use_p2c);
+}
+
+// Grid: one block per row; shared memory: len + 32 floats.
+template <typename T>
+__device__ void softmax_block(ARGS) {
+    extern __shared__ float smem[];
+    float *scratch = smem + len;
+    auto reduce = [scratch](float v, bool mx) {
+        return mx ? block_reduce<true>(v, scratch) : block_reduce<false>(v, scratch);
+    };
+    softmax_row<T>(PASS, blockIdx.x, smem, threadIdx.x, blockDim.x, reduce, batch, heads, len, width, use_c2p,
+                   use_p2c);
+}
+
+#define KERNELS(SUFFIX, TYPE)                                                                          \
+    extern "C" __global__ void disentangled_softmax_warp_##SUFFIX(                                     \
+        const TYPE *qk, const TYPE *c2p, const TYPE *p2c, const uint32_t *rows, const uint32_t *lens, \
+        TYPE *out, int batch, int heads, int len, int width, int use_c2p, int use_p2c) {               \
+        softmax_warp<TYPE>(PASS, batch, heads, len, width, use_c2p, use_p2c);                          \
+    }                                                                                                  \
+    extern "C" __global__ void disentangled_softmax_block_##SUFFIX(                                    \
+        const TYPE *qk, const TYPE *c2p, const TYPE *p2c, const uint32_t *rows, const uint32_t *lens, \
+        TYPE *out, int batch, int heads, int len, int width, int use_c2p, int use_p2c) {               \
+        softmax_block<TYPE>(PASS, batch, heads, len, width, use_c2p, use_p2c);                         \
     }
 
-DISENTANGLED_SOFTMAX(disentangled_softmax_f32, float)
-DISENTANGLED_SOFTMAX(disentangled_softmax_f16, __half)
-DISENTANGLED_SOFTMAX(disentangled_softmax_bf16, __nv_bfloat16)
+KERNELS(f32, float)
+KERNELS(f16, __half)
+KERNELS(bf16, __nv_bfloat16)

@@ -1,0 +1,489 @@
+//! The element-wise tails of an encoder layer, each one pass over the activations:
+//!
+//! - [`split_heads`]: the query/key/value projection's bias, the query's scale and the split
+//!   into heads `[heads, rows, head]`; [`merge_heads`] puts the context back into rows;
+//! - [`bias_act`]: `act(y + bias)` after the intermediate projection;
+//! - [`add_norm`]: `layer_norm(y + bias + residual)` after the attention-output and output
+//!   projections, reading and returning the residual stream in f32 whatever the model's dtype
+//!   (f16/bf16 models keep their weights and matmuls in half precision, but the stream that
+//!   carries every layer's output to the next is not rounded to 8 or 11 bits at each layer).
+//!
+//! With the `cuda` feature each is one kernel of `src/cuda/layer.cu` on CUDA devices; elsewhere,
+//! and for activations the kernel does not cover, they are candle ops in the same order as
+//! transformers (bias, then residual, then layer norm), so f32 results are unchanged.
+
+use candle_core::{DType, Tensor};
+
+use crate::config::Activation;
+use crate::error::Result;
+
+/// Bias, scale and shift of one `add_norm`, in f32.
+#[derive(Debug)]
+pub struct NormParams {
+    /// `[3, n]`: bias, gamma, beta (the CUDA kernel's argument).
+    #[cfg(feature = "cuda")]
+    packed: Tensor,
+    bias: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    eps: f64,
+}
+
+impl NormParams {
+    /// From the projection's bias and the layer norm's weight and bias (any dtype; kept in f32).
+    pub fn new(bias: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Self> {
+        let [bias, gamma, beta] = [bias, gamma, beta].map(|t| t.to_dtype(DType::F32));
+        let (bias, gamma, beta) = (bias?, gamma?, beta?);
+        Ok(Self {
+            #[cfg(feature = "cuda")]
+            packed: Tensor::stack(&[&bias, &gamma, &beta], 0)?,
+            bias,
+            gamma,
+            beta,
+            eps,
+        })
+    }
+}
+
+/// `layer_norm(y + bias + residual)` in f32: `y` `[rows, n]` in the model's dtype (a projection
+/// without its bias), `residual` `[rows, n]` f32.
+pub fn add_norm(y: &Tensor, residual: &Tensor, p: &NormParams) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if y.device().is_cuda() {
+        return cuda::add_norm(y, residual, p);
+    }
+    let s = (y.to_dtype(DType::F32)?.broadcast_add(&p.bias)? + residual)?;
+    Ok(candle_nn::ops::layer_norm(&s, &p.gamma, &p.beta, p.eps as f32)?)
+}
+
+/// Query, key and value `[heads, rows, d]` from the projection `qkv` `[rows, 3 * heads * d]`
+/// (without its bias) and the bias `[3 * heads * d]`; the query divided by `scale`.
+pub fn split_heads(qkv: &Tensor, bias: &Tensor, heads: usize, scale: f64) -> Result<(Tensor, Tensor, Tensor)> {
+    let (rows, three_h) = qkv.dims2()?;
+    let d = three_h / 3 / heads;
+    #[cfg(feature = "cuda")]
+    if qkv.device().is_cuda() && 3 * rows * heads * d < u32::MAX as usize {
+        let parts = cuda::split_heads(qkv, bias, heads, scale)?;
+        return Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?));
+    }
+    let parts = qkv.broadcast_add(bias)?.reshape((rows, 3, heads, d))?.permute((1, 2, 0, 3))?.contiguous()?;
+    Ok(((parts.get(0)? / scale)?, parts.get(1)?, parts.get(2)?))
+}
+
+/// `[rows, heads * d]` from `x` `[heads, rows, d]`.
+pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
+    let (heads, rows, d) = x.dims3()?;
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() && rows * heads * d < u32::MAX as usize {
+        return cuda::merge_heads(x);
+    }
+    Ok(x.transpose(0, 1)?.contiguous()?.reshape((rows, heads * d))?)
+}
+
+/// `act(y + bias)` in the model's dtype: `y` `[rows, n]`, `bias` `[n]`.
+pub fn bias_act(y: &Tensor, bias: &Tensor, act: Activation) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if y.device().is_cuda() && act == Activation::Gelu {
+        return cuda::bias_gelu(y, bias);
+    }
+    let x = y.broadcast_add(bias)?;
+    Ok(match act {
+        Activation::Gelu => x.gelu_erf()?,
+        Activation::GeluTanh => x.gelu()?,
+        Activation::Relu => x.relu()?,
+        Activation::Silu => x.silu()?,
+    })
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    //! Launches `src/cuda/layer.cu`.
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::{CudaDType, WrapErr};
+    use candle_core::{CudaStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
+
+    use super::NormParams;
+    use crate::error::Result;
+
+    const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/layer.ptx"));
+    const MODULE: &str = "deberta_ner_layer";
+    const THREADS: u32 = 256;
+
+    fn view<'a, T: CudaDType + DeviceRepr>(
+        s: &'a CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, T>> {
+        let (a, b) = l
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("fused layer ops want contiguous inputs".into()))?;
+        Ok(s.as_cuda_slice::<T>()?.slice(a..b))
+    }
+
+    fn rows_cols(l: &Layout) -> candle_core::Result<(usize, usize)> {
+        let (rows, n) = l.shape().dims2()?;
+        Ok((rows, n))
+    }
+
+    struct AddNorm {
+        eps: f32,
+    }
+
+    impl AddNorm {
+        fn launch<T: CudaDType + DeviceRepr>(
+            &self,
+            suffix: &str,
+            (y, yl): (&CudaStorage, &Layout),
+            (r, rl): (&CudaStorage, &Layout),
+            (p, pl): (&CudaStorage, &Layout),
+        ) -> candle_core::Result<CudaStorage> {
+            let (rows, n) = rows_cols(yl)?;
+            if rl.shape().dims() != [rows, n] || pl.shape().dims() != [3, n] {
+                candle_core::bail!("add_norm: shapes {:?} {:?} {:?}", yl.shape(), rl.shape(), pl.shape());
+            }
+            let dev = y.device().clone();
+            let (yv, rv, pv) = (view::<T>(y, yl)?, view::<f32>(r, rl)?, view::<f32>(p, pl)?);
+            let func = dev.get_or_load_custom_func(&format!("add_norm_{suffix}"), MODULE, PTX)?;
+            // SAFETY: every element is written by the kernel.
+            let out = unsafe { dev.alloc::<f32>(rows * n)? };
+            let cfg = LaunchConfig {
+                grid_dim: (rows as u32, 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: ((n + 32) * 4) as u32,
+            };
+            let mut b = func.builder();
+            b.arg(&yv);
+            b.arg(&rv);
+            b.arg(&pv);
+            b.arg(&out);
+            let n_i = n as i32;
+            b.arg(&n_i);
+            b.arg(&self.eps);
+            // SAFETY: the argument list matches the kernel's signature; shapes are checked above.
+            unsafe { b.launch(cfg) }.w()?;
+            Ok(CudaStorage::wrap_cuda_slice(out, dev))
+        }
+    }
+
+    impl CustomOp3 for AddNorm {
+        fn name(&self) -> &'static str {
+            "deberta-add-norm"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+        ) -> candle_core::Result<(candle_core::CpuStorage, Shape)> {
+            candle_core::bail!("add_norm: the fused op is CUDA only")
+        }
+
+        fn cuda_fwd(
+            &self,
+            s1: &CudaStorage,
+            l1: &Layout,
+            s2: &CudaStorage,
+            l2: &Layout,
+            s3: &CudaStorage,
+            l3: &Layout,
+        ) -> candle_core::Result<(CudaStorage, Shape)> {
+            let args = ((s1, l1), (s2, l2), (s3, l3));
+            let out = match s1.dtype() {
+                DType::F32 => self.launch::<f32>("f32", args.0, args.1, args.2)?,
+                DType::F16 => self.launch::<half::f16>("f16", args.0, args.1, args.2)?,
+                DType::BF16 => self.launch::<half::bf16>("bf16", args.0, args.1, args.2)?,
+                other => candle_core::bail!("add_norm: unsupported dtype {other:?}"),
+            };
+            Ok((out, l1.shape().clone()))
+        }
+    }
+
+    pub fn add_norm(y: &Tensor, residual: &Tensor, p: &NormParams) -> Result<Tensor> {
+        let op = AddNorm { eps: p.eps as f32 };
+        Ok(y.contiguous()?.apply_op3_no_bwd(&residual.contiguous()?, &p.packed, &op)?)
+    }
+
+    struct BiasGelu;
+
+    impl BiasGelu {
+        fn launch<T: CudaDType + DeviceRepr>(
+            suffix: &str,
+            (y, yl): (&CudaStorage, &Layout),
+            (b, bl): (&CudaStorage, &Layout),
+        ) -> candle_core::Result<CudaStorage> {
+            let (rows, n) = rows_cols(yl)?;
+            if bl.shape().dims() != [n] {
+                candle_core::bail!("bias_gelu: shapes {:?} {:?}", yl.shape(), bl.shape());
+            }
+            let dev = y.device().clone();
+            let (yv, bv) = (view::<T>(y, yl)?, view::<T>(b, bl)?);
+            let func = dev.get_or_load_custom_func(&format!("bias_gelu_{suffix}"), MODULE, PTX)?;
+            // SAFETY: every element is written by the kernel.
+            let out = unsafe { dev.alloc::<T>(rows * n)? };
+            let total = rows * n;
+            let cfg = grid(total);
+            let mut a = func.builder();
+            a.arg(&yv);
+            a.arg(&bv);
+            a.arg(&out);
+            let (total_u, n_i) = (total as u64, n as i32);
+            a.arg(&total_u);
+            a.arg(&n_i);
+            // SAFETY: the argument list matches the kernel's signature; shapes are checked above.
+            unsafe { a.launch(cfg) }.w()?;
+            Ok(CudaStorage::wrap_cuda_slice(out, dev))
+        }
+    }
+
+    impl CustomOp2 for BiasGelu {
+        fn name(&self) -> &'static str {
+            "deberta-bias-gelu"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+        ) -> candle_core::Result<(candle_core::CpuStorage, Shape)> {
+            candle_core::bail!("bias_gelu: the fused op is CUDA only")
+        }
+
+        fn cuda_fwd(
+            &self,
+            s1: &CudaStorage,
+            l1: &Layout,
+            s2: &CudaStorage,
+            l2: &Layout,
+        ) -> candle_core::Result<(CudaStorage, Shape)> {
+            let out = match s1.dtype() {
+                DType::F32 => Self::launch::<f32>("f32", (s1, l1), (s2, l2))?,
+                DType::F16 => Self::launch::<half::f16>("f16", (s1, l1), (s2, l2))?,
+                DType::BF16 => Self::launch::<half::bf16>("bf16", (s1, l1), (s2, l2))?,
+                other => candle_core::bail!("bias_gelu: unsupported dtype {other:?}"),
+            };
+            Ok((out, l1.shape().clone()))
+        }
+    }
+
+    pub fn bias_gelu(y: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        Ok(y.contiguous()?.apply_op2_no_bwd(&bias.contiguous()?, &BiasGelu)?)
+    }
+
+    /// Grid for a grid-stride kernel over `total` elements.
+    fn grid(total: usize) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (total.div_ceil(THREADS as usize).clamp(1, 65_535 * 8) as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
+    struct SplitHeads {
+        heads: usize,
+        q_scale: f32,
+    }
+
+    impl SplitHeads {
+        fn launch<T: CudaDType + DeviceRepr>(
+            &self,
+            suffix: &str,
+            (y, yl): (&CudaStorage, &Layout),
+            (b, bl): (&CudaStorage, &Layout),
+        ) -> candle_core::Result<CudaStorage> {
+            let (rows, three_h) = rows_cols(yl)?;
+            if bl.shape().dims() != [three_h] || three_h % (3 * self.heads) != 0 {
+                candle_core::bail!("split_heads: shapes {:?} {:?}, {} heads", yl.shape(), bl.shape(), self.heads);
+            }
+            let d = three_h / 3 / self.heads;
+            let dev = y.device().clone();
+            let (yv, bv) = (view::<T>(y, yl)?, view::<T>(b, bl)?);
+            let func = dev.get_or_load_custom_func(&format!("split_heads_{suffix}"), MODULE, PTX)?;
+            // SAFETY: every element is written by the kernel.
+            let out = unsafe { dev.alloc::<T>(rows * three_h)? };
+            let mut a = func.builder();
+            a.arg(&yv);
+            a.arg(&bv);
+            a.arg(&out);
+            let (rows_u, heads_u, d_u) = (rows as u32, self.heads as u32, d as u32);
+            a.arg(&rows_u);
+            a.arg(&heads_u);
+            a.arg(&d_u);
+            a.arg(&self.q_scale);
+            // SAFETY: the argument list matches the kernel's signature; the caller keeps the
+            // element count under u32::MAX.
+            unsafe { a.launch(grid(rows * three_h)) }.w()?;
+            Ok(CudaStorage::wrap_cuda_slice(out, dev))
+        }
+    }
+
+    impl CustomOp2 for SplitHeads {
+        fn name(&self) -> &'static str {
+            "deberta-split-heads"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+        ) -> candle_core::Result<(candle_core::CpuStorage, Shape)> {
+            candle_core::bail!("split_heads: the fused op is CUDA only")
+        }
+
+        fn cuda_fwd(
+            &self,
+            s1: &CudaStorage,
+            l1: &Layout,
+            s2: &CudaStorage,
+            l2: &Layout,
+        ) -> candle_core::Result<(CudaStorage, Shape)> {
+            let out = match s1.dtype() {
+                DType::F32 => self.launch::<f32>("f32", (s1, l1), (s2, l2))?,
+                DType::F16 => self.launch::<half::f16>("f16", (s1, l1), (s2, l2))?,
+                DType::BF16 => self.launch::<half::bf16>("bf16", (s1, l1), (s2, l2))?,
+                other => candle_core::bail!("split_heads: unsupported dtype {other:?}"),
+            };
+            let (rows, three_h) = rows_cols(l1)?;
+            Ok((out, Shape::from((3, self.heads, rows, three_h / 3 / self.heads))))
+        }
+    }
+
+    pub fn split_heads(qkv: &Tensor, bias: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
+        let op = SplitHeads { heads, q_scale: (1.0 / scale) as f32 };
+        Ok(qkv.contiguous()?.apply_op2_no_bwd(&bias.contiguous()?, &op)?)
+    }
+
+    struct MergeHeads;
+
+    impl MergeHeads {
+        fn launch<T: CudaDType + DeviceRepr>(
+            suffix: &str,
+            (x, xl): (&CudaStorage, &Layout),
+        ) -> candle_core::Result<CudaStorage> {
+            let (heads, rows, d) = xl.shape().dims3()?;
+            let dev = x.device().clone();
+            let xv = view::<T>(x, xl)?;
+            let func = dev.get_or_load_custom_func(&format!("merge_heads_{suffix}"), MODULE, PTX)?;
+            // SAFETY: every element is written by the kernel.
+            let out = unsafe { dev.alloc::<T>(heads * rows * d)? };
+            let mut a = func.builder();
+            a.arg(&xv);
+            a.arg(&out);
+            let (rows_u, heads_u, d_u) = (rows as u32, heads as u32, d as u32);
+            a.arg(&rows_u);
+            a.arg(&heads_u);
+            a.arg(&d_u);
+            // SAFETY: as in SplitHeads::launch.
+            unsafe { a.launch(grid(heads * rows * d)) }.w()?;
+            Ok(CudaStorage::wrap_cuda_slice(out, dev))
+        }
+    }
+
+    impl CustomOp1 for MergeHeads {
+        fn name(&self) -> &'static str {
+            "deberta-merge-heads"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+        ) -> candle_core::Result<(candle_core::CpuStorage, Shape)> {
+            candle_core::bail!("merge_heads: the fused op is CUDA only")
+        }
+
+        fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+            let out = match s.dtype() {
+                DType::F32 => Self::launch::<f32>("f32", (s, l))?,
+                DType::F16 => Self::launch::<half::f16>("f16", (s, l))?,
+                DType::BF16 => Self::launch::<half::bf16>("bf16", (s, l))?,
+                other => candle_core::bail!("merge_heads: unsupported dtype {other:?}"),
+            };
+            let (heads, rows, d) = l.shape().dims3()?;
+            Ok((out, Shape::from((rows, heads * d))))
+        }
+    }
+
+    pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
+        Ok(x.contiguous()?.apply_op1_no_bwd(&MergeHeads)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a.to_dtype(DType::F32).unwrap() - b.to_dtype(DType::F32).unwrap()).unwrap();
+        d.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// The device's ops against the same computation on the CPU in f32.
+    fn check(dev: &Device, dtype: DType, (rows, n): (usize, usize), tol: f32) {
+        let cpu = Device::Cpu;
+        let t = |shape: &[usize]| Tensor::randn(0f32, 1.0, shape, &cpu).unwrap();
+        let (y, res, bias, gamma, beta) = (t(&[rows, n]), t(&[rows, n]), t(&[n]), t(&[n]), t(&[n]));
+        let y = y.to_dtype(dtype).unwrap().to_dtype(DType::F32).unwrap(); // representable in dtype
+        let p = NormParams::new(&bias, &gamma, &beta, 1e-7).unwrap();
+        let want = add_norm(&y, &res, &p).unwrap();
+        let on = |x: &Tensor| x.to_device(dev).unwrap();
+        let pd = NormParams::new(&on(&bias), &on(&gamma), &on(&beta), 1e-7).unwrap();
+        let got = add_norm(&on(&y).to_dtype(dtype).unwrap(), &on(&res), &pd).unwrap();
+        assert_eq!(got.dtype(), DType::F32);
+        let diff = max_diff(&got.to_device(&cpu).unwrap(), &want);
+        assert!(diff < tol, "add_norm {dtype:?} {rows}x{n}: max difference {diff}");
+
+        let bias_t = bias.to_dtype(dtype).unwrap().to_dtype(DType::F32).unwrap();
+        let want = (y.broadcast_add(&bias_t).unwrap()).gelu_erf().unwrap();
+        let got = bias_act(&on(&y).to_dtype(dtype).unwrap(), &on(&bias_t).to_dtype(dtype).unwrap(), Activation::Gelu)
+            .unwrap();
+        assert_eq!(got.dtype(), dtype);
+        let diff = max_diff(&got.to_device(&cpu).unwrap(), &want);
+        let tol = if dtype == DType::F32 { tol } else { tol * 8.0 };
+        assert!(diff < tol, "bias_gelu {dtype:?} {rows}x{n}: max difference {diff}");
+
+        // Heads: n = 3 * heads * d with heads = 4.
+        let (heads, scale) = (4, 3.5);
+        let qkv = t(&[rows, 3 * n]).to_dtype(dtype).unwrap();
+        let qkv_bias = t(&[3 * n]).to_dtype(dtype).unwrap();
+        let want = split_heads(&qkv, &qkv_bias, heads, scale).unwrap();
+        let got = split_heads(&on(&qkv), &on(&qkv_bias), heads, scale).unwrap();
+        for (w, g) in [(&want.0, &got.0), (&want.1, &got.1), (&want.2, &got.2)] {
+            assert_eq!(w.dims(), g.dims());
+            let diff = max_diff(&g.to_device(&cpu).unwrap(), w);
+            assert!(diff < tol * 8.0, "split_heads {dtype:?} {rows}x{n}: max difference {diff}");
+        }
+        let merged = merge_heads(&got.2).unwrap();
+        assert_eq!(merged.dims(), [rows, n]);
+        let want_v = qkv.broadcast_add(&qkv_bias).unwrap().narrow(1, 2 * n, n).unwrap();
+        let diff = max_diff(&merged.to_device(&cpu).unwrap(), &want_v);
+        assert!(diff == 0.0, "merge_heads {dtype:?}: max difference {diff}");
+    }
+
+    #[test]
+    fn candle_path_is_bias_residual_norm() {
+        check(&Device::Cpu, DType::F32, (5, 48), 1e-6);
+    }
+
+    /// Runs where a CUDA device is usable; elsewhere it says so and passes.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_kernels_match_candle_ops() {
+        let Ok(dev) = crate::cuda_device(0) else {
+            eprintln!("no usable CUDA device: cuda_kernels_match_candle_ops skipped");
+            return;
+        };
+        check(&dev, DType::F32, (7, 48), 2e-5);
+        check(&dev, DType::F32, (300, 768), 2e-5);
+        check(&dev, DType::F16, (300, 768), 2e-3);
+        check(&dev, DType::BF16, (300, 1024), 1e-2);
+    }
+}
