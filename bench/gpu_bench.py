@@ -5,11 +5,15 @@ the same shapes and the same card, side by side in one run; then entity agreemen
 f32/f16/bf16 with the CPU f32 path on a text set.
 
     scripts/build-cuda --cli-only            # on the build machine; carry target/cuda/release/biomed-ner
-    python3 bench/gpu_bench.py --cli PATH --tokenizer DIR [--texts FILE.jsonl]
-           [--dtypes f32,f16,bf16] [--batches 1,8,32] [--lens 64,256,512] [--iters 20]
+    python3 bench/gpu_bench.py --cli PATH --tokenizer DIR [--texts FILE.jsonl] [--agree-model DIR]
+           [--dtypes f32,f16,bf16] [--batches 1,8,32] [--lens 64,256,512] [--iters 20] [--profile]
 
 --tokenizer: a folder with the DeBERTa-v3 tokenizer.json (../shared/data/deberta-v3-tokenizer).
---texts: JSON lines {"text": ...} (bench/make_base_model.py writes parity.jsonl).
+--texts: JSON lines {"text": ...} (bench/make_base_model.py writes parity.jsonl); entity agreement
+is checked on the random base-shaped model and on each --agree-model (a trained model folder, e.g.
+models/maccrobat-small, whose decisions are not near-ties the way a random model's are).
+--profile: per-stage times of one 32 x 256 pass of both engines (biomed-ner bench --profile, and
+torch.profiler's CUDA time per operator), for finding where time goes.
 Needs transformers 4.57.x and torch. Tokens/s counts batch x len per pass; each pass on both
 sides ends with the logits copied to the host. --device cpu and --small exist to check the
 script itself on a machine without a GPU; their figures mean nothing for the GPU.
@@ -64,20 +68,60 @@ def torch_rate(model, device, dtype, batch, length, iters, warmup):
     return batch * length * iters / secs
 
 
-def cli_rate(cli, mdir, device, dtype, batch, length, iters, warmup):
-    out = subprocess.run([cli, "bench", "--model", mdir, "--device", device, "--dtype", dtype, "--batch", str(batch),
-                          "--len", str(length), "--iters", str(iters), "--warmup", str(warmup)],
-                         capture_output=True, text=True)
+def cli_bench(cli, mdir, device, dtype, batch, length, iters, warmup, extra=()):
+    try:
+        out = subprocess.run([cli, "bench", "--model", mdir, "--device", device, "--dtype", dtype, "--batch",
+                              str(batch), "--len", str(length), "--iters", str(iters), "--warmup", str(warmup),
+                              *extra], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return None, "timed out after 300 s"
     if out.returncode != 0:
         return None, out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"
-    return json.loads(out.stdout.strip().splitlines()[-1])["tokens_per_s"], None
+    return json.loads(out.stdout.strip().splitlines()[-1]), None
+
+
+def cli_rate(cli, mdir, device, dtype, batch, length, iters, warmup):
+    res, err = cli_bench(cli, mdir, device, dtype, batch, length, iters, warmup)
+    return (res["tokens_per_s"], None) if res else (None, err)
+
+
+def profiles(model, cli, mdir, device, dtypes, batch=32, length=256, iters=5):
+    """Where one pass's time goes, in both engines."""
+    from torch.profiler import ProfilerActivity, profile
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    for dtype in dtypes:
+        res, err = cli_bench(cli, mdir, device, dtype, batch, length, iters, 2, ("--profile",))
+        if err:
+            print(f"profile {dtype}: biomed-ner failed: {err}", flush=True)
+        else:
+            stages = sorted(res["profile_ms"].items(), key=lambda kv: -kv[1])
+            print(f"profile {dtype} {batch}x{length} biomed-ner: {res['ms_per_batch']:.2f} ms/pass unprofiled; "
+                  f"stages (ms/pass, device synchronized after each): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in stages), flush=True)
+        m = model.to(device=device, dtype=DTYPES[dtype])
+        ids = torch.randint(5, m.config.vocab_size, (batch, length)).to(device)
+        mask = torch.ones_like(ids)
+        with torch.inference_mode():
+            for _ in range(2):
+                m(input_ids=ids, attention_mask=mask).logits.float().cpu()
+            sync()
+            with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+                for _ in range(iters):
+                    m(input_ids=ids, attention_mask=mask).logits.float().cpu()
+                sync()
+        print(f"profile {dtype} {batch}x{length} pytorch ({'CUDA' if cuda else 'CPU'} time over {iters} passes):",
+              flush=True)
+        print(prof.key_averages().table(sort_by="cuda_time_total" if cuda else "cpu_time_total", row_limit=14, max_name_column_width=60),
+              flush=True)
 
 
 def entities(cli, mdir, device, dtype, texts):
     out = subprocess.run([cli, "--model", mdir, "--device", device, "--dtype", dtype, "--batch-size", "32"],
                          input=texts, capture_output=True, text=True)
     if out.returncode != 0:
-        raise SystemExit(f"{cli} --device {device} --dtype {dtype} failed: {out.stderr.strip()}")
+        print(f"{cli} --device {device} --dtype {dtype} failed: {out.stderr.strip()}", flush=True)
+        return None
     return [[(e["entity_group"], e["start"], e["end"]) for e in json.loads(l)] for l in out.stdout.splitlines()]
 
 
@@ -86,6 +130,9 @@ def main():
     ap.add_argument("--cli", required=True)
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--texts")
+    ap.add_argument("--agree-model", action="append", default=[], help="a trained model folder (repeatable)")
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile-dtypes", help="dtypes to profile (default: --dtypes)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtypes", default="f32,f16,bf16")
     ap.add_argument("--batches", default="1,8,32")
@@ -101,6 +148,9 @@ def main():
         mdir = os.path.join(work, "model")
         model = make_model(mdir, a.small)
         shutil.copy(os.path.join(a.tokenizer, "tokenizer.json"), mdir)
+        if a.profile:
+            profiles(model, a.cli, mdir, a.device, (a.profile_dtypes or a.dtypes).split(","),
+                     *((2, 64, 2) if a.small else ()))
         print(f"{'dtype':5} {'batch':>5} {'len':>4} {'pytorch tok/s':>14} {'biomed-ner tok/s':>17} {'ratio':>6}", flush=True)
         rows = []
         for dtype in a.dtypes.split(","):
@@ -116,12 +166,18 @@ def main():
         print(json.dumps({"card": card, "rows": rows}))
         if a.texts:
             texts = open(a.texts, encoding="utf-8").read()
-            ref = entities(a.cli, mdir, "cpu", "f32", texts)
-            for dtype in a.dtypes.split(","):
-                got = entities(a.cli, mdir, a.device, dtype, texts)
-                same = sum(x == y for x, y in zip(ref, got))
-                print(f"entities, {a.device} {dtype} vs cpu f32: {same}/{len(ref)} texts identical "
-                      f"({100 * same / len(ref):.2f}%)", flush=True)
+            for name, md in [("random base-shaped model", mdir)] + [(m, m) for m in a.agree_model]:
+                ref = entities(a.cli, md, "cpu", "f32", texts)
+                if ref is None:
+                    continue
+                n_ents = sum(map(len, ref))
+                for dtype in ["f32"] + [d for d in a.dtypes.split(",") if d != "f32"]:
+                    got = entities(a.cli, md, a.device, dtype, texts)
+                    if got is None:
+                        continue
+                    same = sum(x == y for x, y in zip(ref, got))
+                    print(f"entities, {name}, {a.device} {dtype} vs cpu f32: {same}/{len(ref)} texts identical "
+                          f"({100 * same / len(ref):.2f}%; {n_ents} entities on cpu f32)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
