@@ -314,6 +314,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better dev F1 (0: never)")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--average", type=int, default=0,
+                    help="also try the mean of the weights of the last N epochs; kept if its dev F1 is better (0: off)")
     ap.add_argument("--augment", type=float, default=0.3,
                     help="per-epoch probability of replacing each training entity by another mention of its type")
     ap.add_argument("--word-mask", type=float, default=0.1, help="probability of masking an input token while fine-tuning")
@@ -347,6 +349,7 @@ def main():
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100, label_smoothing=args.label_smoothing)
     special = torch.tensor([tok.cls_token_id, tok.sep_token_id, tok.pad_token_id])
     best, best_epoch = -1.0, -1
+    avg, averaged, avg_f1 = None, 0, None
     os.makedirs(args.out, exist_ok=True)
     for ep in range(args.epochs):
         if args.augment > 0:
@@ -364,6 +367,14 @@ def main():
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(); sched.step(); opt.zero_grad()
             total += loss.item(); n += 1
+        if args.average and ep >= args.epochs - args.average:
+            state = model.state_dict()
+            if avg is None:
+                avg = {k: v.detach().double().clone() for k, v in state.items() if v.is_floating_point()}
+            else:
+                for k in avg:
+                    avg[k] += state[k].detach().double()
+            averaged += 1
         f1 = dev_f1(model, tok, dev_docs, 510)
         log(f"epoch {ep + 1}/{args.epochs} loss {total / n:.4f} dev strict F1 {f1:.4f}")
         if f1 > best:
@@ -373,6 +384,15 @@ def main():
         elif args.patience and ep + 1 - best_epoch >= args.patience:
             log(f"no better dev F1 for {args.patience} epochs: stopping")
             break
+    if avg is not None:
+        # Weight averaging over the last epochs (the learning rate is decaying there); chosen on dev only.
+        model.load_state_dict({k: (v / averaged).to(model.state_dict()[k].dtype) for k, v in avg.items()}, strict=False)
+        avg_f1 = dev_f1(model, tok, dev_docs, 510)
+        log(f"mean of the last {averaged} epochs: dev strict F1 {avg_f1:.4f} (best single epoch {best:.4f})")
+        if avg_f1 > best:
+            best, best_epoch = avg_f1, f"mean of {args.epochs - averaged + 1}-{args.epochs}"
+            model.save_pretrained(args.out, safe_serialization=True)
+            tok.save_pretrained(args.out)
     info = {"dev_strict_f1": round(best, 4), "epoch": best_epoch, "seconds": round(time.time() - t0),
             "args": vars(args) | {"maccrobat": "MACCROBAT (see SOURCE.md)", "out": None}}
     with open(os.path.join(args.out, "training.json"), "w") as f:
