@@ -9,6 +9,7 @@ const SOURCES: [&str; 2] = ["attention", "layer"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/cuda/common.cuh");
     for name in SOURCES {
         println!("cargo:rerun-if-changed=src/cuda/{name}.cu");
     }

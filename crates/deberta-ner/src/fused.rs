@@ -97,11 +97,11 @@ pub fn bias_act(y: &Tensor, bias: &Tensor, act: Activation) -> Result<Tensor> {
 
 #[cfg(feature = "cuda")]
 mod cuda {
-    //! Launches `src/cuda/layer.cu`.
+    //! Launches `src/cuda/layer.cu`: each kernel is one [`Op`], a candle op for CUDA only.
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::cudarc::driver::{CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
     use candle_core::cuda_backend::{CudaDType, WrapErr};
-    use candle_core::{CudaStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
+    use candle_core::{CpuStorage, CudaStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 
     use super::NormParams;
     use crate::error::Result;
@@ -110,169 +110,11 @@ mod cuda {
     const MODULE: &str = "deberta_ner_layer";
     const THREADS: u32 = 256;
 
-    fn view<'a, T: CudaDType + DeviceRepr>(
-        s: &'a CudaStorage,
-        l: &Layout,
-    ) -> candle_core::Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, T>> {
+    fn view<'a, T: CudaDType + DeviceRepr>(s: &'a CudaStorage, l: &Layout) -> candle_core::Result<CudaView<'a, T>> {
         let (a, b) = l
             .contiguous_offsets()
             .ok_or_else(|| candle_core::Error::Msg("fused layer ops want contiguous inputs".into()))?;
         Ok(s.as_cuda_slice::<T>()?.slice(a..b))
-    }
-
-    fn rows_cols(l: &Layout) -> candle_core::Result<(usize, usize)> {
-        let (rows, n) = l.shape().dims2()?;
-        Ok((rows, n))
-    }
-
-    struct AddNorm {
-        eps: f32,
-    }
-
-    impl AddNorm {
-        fn launch<T: CudaDType + DeviceRepr>(
-            &self,
-            suffix: &str,
-            (y, yl): (&CudaStorage, &Layout),
-            (r, rl): (&CudaStorage, &Layout),
-            (p, pl): (&CudaStorage, &Layout),
-        ) -> candle_core::Result<CudaStorage> {
-            let (rows, n) = rows_cols(yl)?;
-            if rl.shape().dims() != [rows, n] || pl.shape().dims() != [3, n] {
-                candle_core::bail!("add_norm: shapes {:?} {:?} {:?}", yl.shape(), rl.shape(), pl.shape());
-            }
-            let dev = y.device().clone();
-            let (yv, rv, pv) = (view::<T>(y, yl)?, view::<f32>(r, rl)?, view::<f32>(p, pl)?);
-            let func = dev.get_or_load_custom_func(&format!("add_norm_{suffix}"), MODULE, PTX)?;
-            // SAFETY: every element is written by the kernel.
-            let out = unsafe { dev.alloc::<f32>(rows * n)? };
-            let cfg = LaunchConfig {
-                grid_dim: (rows as u32, 1, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: ((n + 32) * 4) as u32,
-            };
-            let mut b = func.builder();
-            b.arg(&yv);
-            b.arg(&rv);
-            b.arg(&pv);
-            b.arg(&out);
-            let n_i = n as i32;
-            b.arg(&n_i);
-            b.arg(&self.eps);
-            // SAFETY: the argument list matches the kernel's signature; shapes are checked above.
-            unsafe { b.launch(cfg) }.w()?;
-            Ok(CudaStorage::wrap_cuda_slice(out, dev))
-        }
-    }
-
-    impl CustomOp3 for AddNorm {
-        fn name(&self) -> &'static str {
-            "deberta-add-norm"
-        }
-
-        fn cpu_fwd(
-            &self,
-            _: &candle_core::CpuStorage,
-            _: &Layout,
-            _: &candle_core::CpuStorage,
-            _: &Layout,
-            _: &candle_core::CpuStorage,
-            _: &Layout,
-        ) -> candle_core::Result<(candle_core::CpuStorage, Shape)> {
-            candle_core::bail!("add_norm: the fused op is CUDA only")
-        }
-
-        fn cuda_fwd(
-            &self,
-            s1: &CudaStorage,
-            l1: &Layout,
-            s2: &CudaStorage,
-            l2: &Layout,
-            s3: &CudaStorage,
-            l3: &Layout,
-        ) -> candle_core::Result<(CudaStorage, Shape)> {
-            let args = ((s1, l1), (s2, l2), (s3, l3));
-            let out = match s1.dtype() {
-                DType::F32 => self.launch::<f32>("f32", args.0, args.1, args.2)?,
-                DType::F16 => self.launch::<half::f16>("f16", args.0, args.1, args.2)?,
-                DType::BF16 => self.launch::<half::bf16>("bf16", args.0, args.1, args.2)?,
-                other => candle_core::bail!("add_norm: unsupported dtype {other:?}"),
-            };
-            Ok((out, l1.shape().clone()))
-        }
-    }
-
-    pub fn add_norm(y: &Tensor, residual: &Tensor, p: &NormParams) -> Result<Tensor> {
-        let op = AddNorm { eps: p.eps as f32 };
-        Ok(y.contiguous()?.apply_op3_no_bwd(&residual.contiguous()?, &p.packed, &op)?)
-    }
-
-    struct BiasGelu;
-
-    impl BiasGelu {
-        fn launch<T: CudaDType + DeviceRepr>(
-            suffix: &str,
-            (y, yl): (&CudaStorage, &Layout),
-            (b, bl): (&CudaStorage, &Layout),
-        ) -> candle_core::Result<CudaStorage> {
-            let (rows, n) = rows_cols(yl)?;
-            if bl.shape().dims() != [n] {
-                candle_core::bail!("bias_gelu: shapes {:?} {:?}", yl.shape(), bl.shape());
-            }
-            let dev = y.device().clone();
-            let (yv, bv) = (view::<T>(y, yl)?, view::<T>(b, bl)?);
-            let func = dev.get_or_load_custom_func(&format!("bias_gelu_{suffix}"), MODULE, PTX)?;
-            // SAFETY: every element is written by the kernel.
-            let out = unsafe { dev.alloc::<T>(rows * n)? };
-            let total = rows * n;
-            let cfg = grid(total);
-            let mut a = func.builder();
-            a.arg(&yv);
-            a.arg(&bv);
-            a.arg(&out);
-            let (total_u, n_i) = (total as u64, n as i32);
-            a.arg(&total_u);
-            a.arg(&n_i);
-            // SAFETY: the argument list matches the kernel's signature; shapes are checked above.
-            unsafe { a.launch(cfg) }.w()?;
-            Ok(CudaStorage::wrap_cuda_slice(out, dev))
-        }
-    }
-
-    impl CustomOp2 for BiasGelu {
-        fn name(&self) -> &'static str {
-            "deberta-bias-gelu"
-        }
-
-        fn cpu_fwd(
-            &self,
-            _: &candle_core::CpuStorage,
-            _: &Layout,
-            _: &candle_core::CpuStorage,
-            _: &Layout,
-        ) -> candle_core::Result<(candle_core::CpuStorage, Shape)> {
-            candle_core::bail!("bias_gelu: the fused op is CUDA only")
-        }
-
-        fn cuda_fwd(
-            &self,
-            s1: &CudaStorage,
-            l1: &Layout,
-            s2: &CudaStorage,
-            l2: &Layout,
-        ) -> candle_core::Result<(CudaStorage, Shape)> {
-            let out = match s1.dtype() {
-                DType::F32 => Self::launch::<f32>("f32", (s1, l1), (s2, l2))?,
-                DType::F16 => Self::launch::<half::f16>("f16", (s1, l1), (s2, l2))?,
-                DType::BF16 => Self::launch::<half::bf16>("bf16", (s1, l1), (s2, l2))?,
-                other => candle_core::bail!("bias_gelu: unsupported dtype {other:?}"),
-            };
-            Ok((out, l1.shape().clone()))
-        }
-    }
-
-    pub fn bias_gelu(y: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        Ok(y.contiguous()?.apply_op2_no_bwd(&bias.contiguous()?, &BiasGelu)?)
     }
 
     /// Grid for a grid-stride kernel over `total` elements.
@@ -284,57 +126,144 @@ mod cuda {
         }
     }
 
-    struct SplitHeads {
-        heads: usize,
-        q_scale: f32,
+    /// One kernel of layer.cu (named `<name>_<dtype>` there) and its scalar arguments.
+    enum Op {
+        /// y `[rows, n]` (T), residual `[rows, n]` (f32), params `[3, n]` (f32) -> f32 `[rows, n]`.
+        AddNorm { eps: f32 },
+        /// y `[rows, n]`, bias `[n]` -> `[rows, n]`.
+        BiasGelu,
+        /// qkv `[rows, 3 * heads * d]`, bias `[3 * heads * d]` -> `[3, heads, rows, d]`.
+        SplitHeads { heads: usize, q_scale: f32 },
+        /// x `[heads, rows, d]` -> `[rows, heads * d]`.
+        MergeHeads,
     }
 
-    impl SplitHeads {
+    impl Op {
+        fn kernel(&self) -> &'static str {
+            match self {
+                Op::AddNorm { .. } => "add_norm",
+                Op::BiasGelu => "bias_gelu",
+                Op::SplitHeads { .. } => "split_heads",
+                Op::MergeHeads => "merge_heads",
+            }
+        }
+
+        /// Checks the shapes, launches the kernel for the first input's dtype `T` and returns
+        /// the output.
         fn launch<T: CudaDType + DeviceRepr>(
             &self,
             suffix: &str,
-            (y, yl): (&CudaStorage, &Layout),
-            (b, bl): (&CudaStorage, &Layout),
-        ) -> candle_core::Result<CudaStorage> {
-            let (rows, three_h) = rows_cols(yl)?;
-            if bl.shape().dims() != [three_h] || three_h % (3 * self.heads) != 0 {
-                candle_core::bail!("split_heads: shapes {:?} {:?}, {} heads", yl.shape(), bl.shape(), self.heads);
+            inputs: &[(&CudaStorage, &Layout)],
+        ) -> candle_core::Result<(CudaStorage, Shape)> {
+            let (x, xl) = inputs[0];
+            let dims: Vec<&[usize]> = inputs.iter().map(|(_, l)| l.shape().dims()).collect();
+            let bad = || candle_core::Error::Msg(format!("{}: shapes {dims:?}", self.kernel()));
+            let dev = x.device().clone();
+            let func = dev.get_or_load_custom_func(&format!("{}_{suffix}", self.kernel()), MODULE, PTX)?;
+            let xv = view::<T>(x, xl)?;
+            let mut b = func.builder();
+            b.arg(&xv);
+            // Every kernel writes each element of its output.
+            match *self {
+                Op::AddNorm { eps } => {
+                    let (rows, n) = xl.shape().dims2()?;
+                    if dims[1] != [rows, n] || dims[2] != [3, n] {
+                        return Err(bad());
+                    }
+                    let (rv, pv) = (view::<f32>(inputs[1].0, inputs[1].1)?, view::<f32>(inputs[2].0, inputs[2].1)?);
+                    // SAFETY: see above.
+                    let out = unsafe { dev.alloc::<f32>(rows * n)? };
+                    let n_i = n as i32;
+                    b.arg(&rv).arg(&pv).arg(&out).arg(&n_i).arg(&eps);
+                    let cfg = LaunchConfig {
+                        grid_dim: (rows as u32, 1, 1),
+                        block_dim: (THREADS, 1, 1),
+                        shared_mem_bytes: ((n + 32) * 4) as u32,
+                    };
+                    // SAFETY: the arguments match the kernel's signature; shapes are checked above.
+                    unsafe { b.launch(cfg) }.w()?;
+                    Ok((CudaStorage::wrap_cuda_slice(out, dev), Shape::from((rows, n))))
+                }
+                Op::BiasGelu => {
+                    let (rows, n) = xl.shape().dims2()?;
+                    if dims[1] != [n] {
+                        return Err(bad());
+                    }
+                    let bv = view::<T>(inputs[1].0, inputs[1].1)?;
+                    // SAFETY: see above.
+                    let out = unsafe { dev.alloc::<T>(rows * n)? };
+                    let (total, n_i) = ((rows * n) as u64, n as i32);
+                    b.arg(&bv).arg(&out).arg(&total).arg(&n_i);
+                    // SAFETY: as above.
+                    unsafe { b.launch(grid(rows * n)) }.w()?;
+                    Ok((CudaStorage::wrap_cuda_slice(out, dev), Shape::from((rows, n))))
+                }
+                Op::SplitHeads { heads, q_scale } => {
+                    let (rows, three_h) = xl.shape().dims2()?;
+                    if dims[1] != [three_h] || three_h % (3 * heads) != 0 || rows * three_h >= u32::MAX as usize {
+                        return Err(bad());
+                    }
+                    let d = three_h / 3 / heads;
+                    let bv = view::<T>(inputs[1].0, inputs[1].1)?;
+                    // SAFETY: see above.
+                    let out = unsafe { dev.alloc::<T>(rows * three_h)? };
+                    let (rows_u, heads_u, d_u) = (rows as u32, heads as u32, d as u32);
+                    b.arg(&bv).arg(&out).arg(&rows_u).arg(&heads_u).arg(&d_u).arg(&q_scale);
+                    // SAFETY: as above; the element count fits the kernel's 32-bit indices.
+                    unsafe { b.launch(grid(rows * three_h)) }.w()?;
+                    Ok((CudaStorage::wrap_cuda_slice(out, dev), Shape::from((3, heads, rows, d))))
+                }
+                Op::MergeHeads => {
+                    let (heads, rows, d) = xl.shape().dims3()?;
+                    if heads * rows * d >= u32::MAX as usize {
+                        return Err(bad());
+                    }
+                    // SAFETY: see above.
+                    let out = unsafe { dev.alloc::<T>(heads * rows * d)? };
+                    let (rows_u, heads_u, d_u) = (rows as u32, heads as u32, d as u32);
+                    b.arg(&out).arg(&rows_u).arg(&heads_u).arg(&d_u);
+                    // SAFETY: as above.
+                    unsafe { b.launch(grid(heads * rows * d)) }.w()?;
+                    Ok((CudaStorage::wrap_cuda_slice(out, dev), Shape::from((rows, heads * d))))
+                }
             }
-            let d = three_h / 3 / self.heads;
-            let dev = y.device().clone();
-            let (yv, bv) = (view::<T>(y, yl)?, view::<T>(b, bl)?);
-            let func = dev.get_or_load_custom_func(&format!("split_heads_{suffix}"), MODULE, PTX)?;
-            // SAFETY: every element is written by the kernel.
-            let out = unsafe { dev.alloc::<T>(rows * three_h)? };
-            let mut a = func.builder();
-            a.arg(&yv);
-            a.arg(&bv);
-            a.arg(&out);
-            let (rows_u, heads_u, d_u) = (rows as u32, self.heads as u32, d as u32);
-            a.arg(&rows_u);
-            a.arg(&heads_u);
-            a.arg(&d_u);
-            a.arg(&self.q_scale);
-            // SAFETY: the argument list matches the kernel's signature; the caller keeps the
-            // element count under u32::MAX.
-            unsafe { a.launch(grid(rows * three_h)) }.w()?;
-            Ok(CudaStorage::wrap_cuda_slice(out, dev))
+        }
+
+        fn cuda(&self, inputs: &[(&CudaStorage, &Layout)]) -> candle_core::Result<(CudaStorage, Shape)> {
+            match inputs[0].0.dtype() {
+                DType::F32 => self.launch::<f32>("f32", inputs),
+                DType::F16 => self.launch::<half::f16>("f16", inputs),
+                DType::BF16 => self.launch::<half::bf16>("bf16", inputs),
+                other => candle_core::bail!("{}: unsupported dtype {other:?}", self.kernel()),
+            }
+        }
+
+        fn cpu(&self) -> candle_core::Result<(CpuStorage, Shape)> {
+            candle_core::bail!("{}: the fused op is CUDA only", self.kernel())
         }
     }
 
-    impl CustomOp2 for SplitHeads {
+    impl CustomOp1 for Op {
         fn name(&self) -> &'static str {
-            "deberta-split-heads"
+            self.kernel()
         }
 
-        fn cpu_fwd(
-            &self,
-            _: &candle_core::CpuStorage,
-            _: &Layout,
-            _: &candle_core::CpuStorage,
-            _: &Layout,
-        ) -> candle_core::Result<(candle_core::CpuStorage, Shape)> {
-            candle_core::bail!("split_heads: the fused op is CUDA only")
+        fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+            self.cpu()
+        }
+
+        fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+            self.cuda(&[(s, l)])
+        }
+    }
+
+    impl CustomOp2 for Op {
+        fn name(&self) -> &'static str {
+            self.kernel()
+        }
+
+        fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+            self.cpu()
         }
 
         fn cuda_fwd(
@@ -344,75 +273,56 @@ mod cuda {
             s2: &CudaStorage,
             l2: &Layout,
         ) -> candle_core::Result<(CudaStorage, Shape)> {
-            let out = match s1.dtype() {
-                DType::F32 => self.launch::<f32>("f32", (s1, l1), (s2, l2))?,
-                DType::F16 => self.launch::<half::f16>("f16", (s1, l1), (s2, l2))?,
-                DType::BF16 => self.launch::<half::bf16>("bf16", (s1, l1), (s2, l2))?,
-                other => candle_core::bail!("split_heads: unsupported dtype {other:?}"),
-            };
-            let (rows, three_h) = rows_cols(l1)?;
-            Ok((out, Shape::from((3, self.heads, rows, three_h / 3 / self.heads))))
+            self.cuda(&[(s1, l1), (s2, l2)])
         }
     }
 
-    pub fn split_heads(qkv: &Tensor, bias: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
-        let op = SplitHeads { heads, q_scale: (1.0 / scale) as f32 };
-        Ok(qkv.contiguous()?.apply_op2_no_bwd(&bias.contiguous()?, &op)?)
-    }
-
-    struct MergeHeads;
-
-    impl MergeHeads {
-        fn launch<T: CudaDType + DeviceRepr>(
-            suffix: &str,
-            (x, xl): (&CudaStorage, &Layout),
-        ) -> candle_core::Result<CudaStorage> {
-            let (heads, rows, d) = xl.shape().dims3()?;
-            let dev = x.device().clone();
-            let xv = view::<T>(x, xl)?;
-            let func = dev.get_or_load_custom_func(&format!("merge_heads_{suffix}"), MODULE, PTX)?;
-            // SAFETY: every element is written by the kernel.
-            let out = unsafe { dev.alloc::<T>(heads * rows * d)? };
-            let mut a = func.builder();
-            a.arg(&xv);
-            a.arg(&out);
-            let (rows_u, heads_u, d_u) = (rows as u32, heads as u32, d as u32);
-            a.arg(&rows_u);
-            a.arg(&heads_u);
-            a.arg(&d_u);
-            // SAFETY: as in SplitHeads::launch.
-            unsafe { a.launch(grid(heads * rows * d)) }.w()?;
-            Ok(CudaStorage::wrap_cuda_slice(out, dev))
-        }
-    }
-
-    impl CustomOp1 for MergeHeads {
+    impl CustomOp3 for Op {
         fn name(&self) -> &'static str {
-            "deberta-merge-heads"
+            self.kernel()
         }
 
         fn cpu_fwd(
             &self,
-            _: &candle_core::CpuStorage,
+            _: &CpuStorage,
             _: &Layout,
-        ) -> candle_core::Result<(candle_core::CpuStorage, Shape)> {
-            candle_core::bail!("merge_heads: the fused op is CUDA only")
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+        ) -> candle_core::Result<(CpuStorage, Shape)> {
+            self.cpu()
         }
 
-        fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
-            let out = match s.dtype() {
-                DType::F32 => Self::launch::<f32>("f32", (s, l))?,
-                DType::F16 => Self::launch::<half::f16>("f16", (s, l))?,
-                DType::BF16 => Self::launch::<half::bf16>("bf16", (s, l))?,
-                other => candle_core::bail!("merge_heads: unsupported dtype {other:?}"),
-            };
-            let (heads, rows, d) = l.shape().dims3()?;
-            Ok((out, Shape::from((rows, heads * d))))
+        fn cuda_fwd(
+            &self,
+            s1: &CudaStorage,
+            l1: &Layout,
+            s2: &CudaStorage,
+            l2: &Layout,
+            s3: &CudaStorage,
+            l3: &Layout,
+        ) -> candle_core::Result<(CudaStorage, Shape)> {
+            self.cuda(&[(s1, l1), (s2, l2), (s3, l3)])
         }
     }
 
+    pub fn add_norm(y: &Tensor, residual: &Tensor, p: &NormParams) -> Result<Tensor> {
+        let op = Op::AddNorm { eps: p.eps as f32 };
+        Ok(y.contiguous()?.apply_op3_no_bwd(&residual.contiguous()?, &p.packed, &op)?)
+    }
+
+    pub fn bias_gelu(y: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        Ok(y.contiguous()?.apply_op2_no_bwd(&bias.contiguous()?, &Op::BiasGelu)?)
+    }
+
+    pub fn split_heads(qkv: &Tensor, bias: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
+        let op = Op::SplitHeads { heads, q_scale: (1.0 / scale) as f32 };
+        Ok(qkv.contiguous()?.apply_op2_no_bwd(&bias.contiguous()?, &op)?)
+    }
+
     pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
-        Ok(x.contiguous()?.apply_op1_no_bwd(&MergeHeads)?)
+        Ok(x.contiguous()?.apply_op1_no_bwd(&Op::MergeHeads)?)
     }
 }
 

@@ -6,34 +6,7 @@
 //                with params = [bias; gamma; beta] as f32 [3, n], two-pass mean and variance;
 //   split_heads_T: query/key/value [rows, 3H] plus bias -> [3, heads, rows, d], query scaled;
 //   merge_heads_T: [heads, rows, d] -> [rows, H].
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
-#include <stdint.h>
-
-__device__ __forceinline__ float to_f32(float x) { return x; }
-__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <typename T> __device__ __forceinline__ T from_f32(float x);
-template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
-
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-// Sum over the block; every thread gets it. `scratch` holds 32 floats.
-__device__ __forceinline__ float block_sum(float v, float *scratch) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int warps = (blockDim.x + 31) >> 5;
-    v = warp_sum(v);
-    __syncthreads();  // scratch may still be read by the previous reduction
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    return warp_sum(lane < warps ? scratch[lane] : 0.0f);
-}
+#include "common.cuh"
 
 // Grid-stride over rows * n elements.
 template <typename T>
@@ -60,13 +33,13 @@ __device__ void add_norm(const T *__restrict__ y, const float *__restrict__ res,
         v[j] = x;
         s += x;
     }
-    const float mean = block_sum(s, scratch) / n;
+    const float mean = block_reduce<false>(s, scratch) / n;
     float q = 0.0f;
     for (int j = threadIdx.x; j < n; j += blockDim.x) {
         const float d = v[j] - mean;
         q += d * d;
     }
-    const float inv = 1.0f / sqrtf(block_sum(q, scratch) / n + eps);
+    const float inv = 1.0f / sqrtf(block_reduce<false>(q, scratch) / n + eps);
     for (int j = threadIdx.x; j < n; j += blockDim.x) out[base + j] = (v[j] - mean) * inv * gamma[j] + beta[j];
 }
 
