@@ -414,10 +414,7 @@ mod tests {
     #[cfg(feature = "cuda")]
     #[test]
     fn fused_cuda_op_matches_generic_ops() {
-        let Ok(dev) = Device::new_cuda(0) else {
-            eprintln!("no usable CUDA device: fused_cuda_op_matches_generic_ops skipped");
-            return;
-        };
+        let Some(dev) = crate::test_cuda_device("fused_cuda_op_matches_generic_ops") else { return };
         for kernel in [CudaKernel::Warp, CudaKernel::Block] {
             let k = Some(kernel);
             check_kernel(&dev, DType::F32, (3, 2, 7), 1e-6, k);

@@ -387,10 +387,7 @@ mod tests {
     #[cfg(feature = "cuda")]
     #[test]
     fn cuda_kernels_match_candle_ops() {
-        let Ok(dev) = crate::cuda_device(0) else {
-            eprintln!("no usable CUDA device: cuda_kernels_match_candle_ops skipped");
-            return;
-        };
+        let Some(dev) = crate::test_cuda_device("cuda_kernels_match_candle_ops") else { return };
         check(&dev, DType::F32, (7, 48), 2e-5);
         check(&dev, DType::F32, (300, 768), 2e-5);
         check(&dev, DType::F16, (300, 768), 2e-3);

@@ -89,3 +89,16 @@ pub fn cuda_device(ordinal: usize) -> std::result::Result<Device, candle_core::E
     }
     Ok(device)
 }
+
+/// For tests that need a GPU: CUDA device 0, or `None` (saying so on stderr) where none is usable,
+/// so that they pass on machines without one.
+#[cfg(all(test, feature = "cuda"))]
+pub(crate) fn test_cuda_device(test: &str) -> Option<Device> {
+    match cuda_device(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("no usable CUDA device ({e}): {test} skipped");
+            None
+        }
+    }
+}
