@@ -228,8 +228,9 @@ mod cuda {
         inputs: [(&CudaStorage, &Layout); 3],
     ) -> candle_core::Result<CudaStorage> {
         let AttentionPlan { batch, heads, len, width, ref rows, ref lens, ref device_tables } = *op.plan;
-        if len > MAX_LEN || (kernel == Kernel::Warp && len > WARP_MAX_LEN) {
-            candle_core::bail!("disentangled softmax: {len} tokens exceed the CUDA kernel's {MAX_LEN}");
+        let limit = if kernel == Kernel::Warp { WARP_MAX_LEN } else { MAX_LEN };
+        if len > limit {
+            candle_core::bail!("disentangled softmax: {len} tokens exceed the {kernel:?} CUDA kernel's {limit}");
         }
         let dev = inputs[0].0.device().clone();
         let mut views = Vec::with_capacity(3);

@@ -170,8 +170,7 @@ impl Layer {
         }
         let qkv_w = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
         let qkv_b = Tensor::cat(&[q.bias().unwrap(), k.bias().unwrap(), v.bias().unwrap()], 0)?;
-        let (ao, out) = (att.pp("output"), vb.pp("output"));
-        let intermediate = linear(&vb.pp("intermediate").pp("dense"), h, cfg.intermediate_size, true)?;
+        let (ao, inter, out) = (att.pp("output"), vb.pp("intermediate").pp("dense"), vb.pp("output"));
         Ok(Self {
             qkv_w,
             qkv_b,
@@ -179,8 +178,8 @@ impl Layer {
             pos_query,
             attn_out_w: get(&ao.pp("dense"), &[h, h], "weight")?,
             attn_norm: norm_params(&ao.pp("dense"), &ao.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
-            intermediate_w: intermediate.weight().clone(),
-            intermediate_b: intermediate.bias().unwrap().clone(),
+            intermediate_w: get(&inter, &[cfg.intermediate_size, h], "weight")?,
+            intermediate_b: get(&inter, &[cfg.intermediate_size], "bias")?,
             output_w: get(&out.pp("dense"), &[h, cfg.intermediate_size], "weight")?,
             out_norm: norm_params(&out.pp("dense"), &out.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
         })
