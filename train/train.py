@@ -16,7 +16,11 @@ Labels: BIO over the 41 MACCROBAT entity types (83 labels with O).
 
 Steps: (1) a Unigram + Metaspace tokenizer (DeBERTa-v3's kind) trained on the train texts;
 (2) masked-language pre-training on the train texts; (3) token-classification fine-tuning on
-windows of the train documents. Deterministic: fixed seeds, one thread count, CPU.
+windows of the train documents, with mention replacement, input masking, label smoothing, pieces
+cut at random into two vocabulary pieces, and a loss that keeps the entity type the same across the
+pieces of a word (the last two because the pipeline's `simple` aggregation cuts a word wherever its
+pieces' types differ; see train/SEARCH.md, round 4). Deterministic: fixed seeds, one thread count,
+CPU. Tests of the data handling: `python3 train/test_train.py`.
 """
 import argparse
 import json
@@ -25,6 +29,7 @@ import os
 import random
 import sys
 import time
+import unicodedata
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -166,13 +171,81 @@ def windows(n, size, stride):
     return out
 
 
-def encode_docs(tok, docs, size, stride):
-    """(input_ids, labels) windows of at most size+2 tokens."""
+class Pieces:
+    """What the fine-tuning extras need to know about each vocabulary piece: where it can be cut
+    in two pieces that are both in the vocabulary (for piece splitting), and whether it continues
+    the word of the piece before it (for the consistency loss)."""
+
+    def __init__(self, tok):
+        vocab = tok.get_vocab()
+        special = set(tok.all_special_ids)
+        self.cuts = {}
+        self.punct = set()
+        self.marked = set()
+        for piece, i in vocab.items():
+            if i in special:
+                continue
+            if piece.startswith("▁"):
+                self.marked.add(i)
+            if all(unicodedata.category(c)[0] in "PS" for c in piece.lstrip("▁")):
+                self.punct.add(i)  # the bare marker "▁" counts here too: it ends no word
+            cuts = [(vocab[piece[:k]], vocab[piece[k:]]) for k in range(1, len(piece))
+                    if piece[:k] in vocab and piece[k:] in vocab and piece[:k] != "▁"
+                    and vocab[piece[:k]] not in special and vocab[piece[k:]] not in special]
+            if cuts:
+                self.cuts[i] = cuts
+        self.special = special
+
+    def split(self, ids, labs, prob, rng):
+        """Subword regularisation: each piece that can be cut is, with probability `prob`, replaced
+        by two vocabulary pieces that spell it; the second takes I- of the first one's type."""
+        if prob <= 0:
+            return ids, labs
+        out_ids, out_labs = [], []
+        for i, l in zip(ids, labs):
+            cuts = self.cuts.get(i)
+            if cuts and rng.random() < prob:
+                a, b = rng.choice(cuts)
+                name = BIO_LABELS[l]
+                out_ids += [a, b]
+                out_labs += [l, 0 if name == "O" else LABEL_ID["I-" + name[2:]]]
+            else:
+                out_ids.append(i)
+                out_labs.append(l)
+        return out_ids, out_labs
+
+    def continues(self, ids):
+        """[batch, len] bool: the token continues the word of the token before it (no space marker,
+        neither of the two is punctuation or special)."""
+        rows = []
+        for row in ids.tolist():
+            rows.append([k > 0 and t not in self.marked and t not in self.punct and t not in self.special
+                         and row[k - 1] not in self.punct and row[k - 1] not in self.special
+                         for k, t in enumerate(row)])
+        return torch.tensor(rows, dtype=torch.bool)
+
+
+def type_consistency(logits, cont):
+    """Mean symmetric KL divergence between the entity-type distributions (B- and I- of a type
+    summed, O on its own) of each word-continuing token and the token before it."""
+    if not cont.any():
+        return logits.new_zeros(())
+    logp = torch.log_softmax(logits.float(), -1)
+    lt = torch.cat([logp[..., :1], torch.logsumexp(torch.stack([logp[..., 1::2], logp[..., 2::2]], -1), -1)], -1)
+    cur, prev = lt[:, 1:][cont[:, 1:]], lt[:, :-1][cont[:, 1:]]
+    return ((cur.exp() - prev.exp()) * (cur - prev)).sum(-1).mean()
+
+
+def encode_docs(tok, docs, size, stride, pieces=None, split=0.0, rng=None):
+    """(input_ids, labels) windows of at most size+2 tokens; with `split`, pieces cut at random
+    first (see `Pieces.split`)."""
     cls, sep = tok.cls_token_id, tok.sep_token_id
     items = []
     for text, spans in docs:
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, labs = enc["input_ids"], token_labels(text, spans, enc["offset_mapping"])
+        if split > 0:
+            ids, labs = pieces.split(ids, labs, split, rng)
         for a, b in windows(len(ids), size, stride):
             items.append(([cls] + ids[a:b] + [sep], [-100] + labs[a:b] + [-100]))
     return items
@@ -296,6 +369,32 @@ def pretrain(args, tok, texts, rng, dev):
     return model.deberta.state_dict()
 
 
+PRETRAIN_ARGS = ("vocab", "punct_split", "hidden", "layers", "heads", "dropout", "window", "batch",
+                 "mlm_epochs", "mlm_lr", "threads", "device", "seed")
+
+
+def cached_encoder(args, rng):
+    """The encoder (and the random state after pre-training) from --encoder-cache, when it was
+    made with the same pre-training arguments; else None."""
+    path = os.path.join(args.encoder_cache, "encoder.pt")
+    if not os.path.exists(path):
+        return None
+    saved = torch.load(path, weights_only=False)
+    want = {k: getattr(args, k) for k in PRETRAIN_ARGS}
+    if saved["args"] != want:
+        log(f"{path} was made with other pre-training arguments: pre-training again")
+        return None
+    rng.setstate(saved["rng"])
+    log(f"pre-trained encoder from {path}")
+    return saved["encoder"]
+
+
+def save_encoder(args, encoder, rng):
+    os.makedirs(args.encoder_cache, exist_ok=True)
+    torch.save({"args": {k: getattr(args, k) for k in PRETRAIN_ARGS}, "encoder": encoder, "rng": rng.getstate()},
+               os.path.join(args.encoder_cache, "encoder.pt"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--maccrobat", default=os.path.join(HERE, "..", "..", "shared", "data", "maccrobat"))
@@ -320,6 +419,12 @@ def main():
                     help="per-epoch probability of replacing each training entity by another mention of its type")
     ap.add_argument("--word-mask", type=float, default=0.1, help="probability of masking an input token while fine-tuning")
     ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--split-pieces", type=float, default=0.1,
+                    help="per-epoch probability of cutting each training piece into two vocabulary pieces (subword regularisation)")
+    ap.add_argument("--consistency", type=float, default=1.0,
+                    help="weight of a loss that keeps the entity type the same across the pieces of a word")
+    ap.add_argument("--encoder-cache", default=None,
+                    help="folder to keep the pre-trained encoder in (reused by runs with the same pre-training arguments; for experiments)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (a GPU is optional and not needed)")
     ap.add_argument("--seed", type=int, default=13)
@@ -333,7 +438,13 @@ def main():
     dev_docs = [read_doc(args.maccrobat, d) for d in read_split(args.maccrobat, "dev")]
     tok = make_tokenizer([t for t, _ in train], args.vocab, args.punct_split)
     log(f"tokenizer: {len(tok)} pieces; {len(train)} train and {len(dev_docs)} dev documents")
-    encoder = pretrain(args, tok, [t for t, _ in train], rng, dev) if args.mlm_epochs > 0 else None
+    encoder = None
+    if args.mlm_epochs > 0:
+        encoder = cached_encoder(args, rng) if args.encoder_cache else None
+        if encoder is None:
+            encoder = pretrain(args, tok, [t for t, _ in train], rng, dev)
+            if args.encoder_cache:
+                save_encoder(args, encoder, rng)
     cfg = DebertaV2Config(**config(args, len(tok)), id2label=dict(enumerate(BIO_LABELS)), label2id=LABEL_ID)
     torch.manual_seed(args.seed)
     model = DebertaV2ForTokenClassification(cfg)
@@ -341,6 +452,7 @@ def main():
         model.deberta.load_state_dict(encoder)
     model.to(dev)
     table = mention_table(train)
+    pieces = Pieces(tok)
     items = encode_docs(tok, train, args.window, args.window // 4)
     log(f"{len(items)} training windows")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
@@ -352,17 +464,20 @@ def main():
     avg, averaged, avg_f1 = None, 0, None
     os.makedirs(args.out, exist_ok=True)
     for ep in range(args.epochs):
-        if args.augment > 0:
+        if args.augment > 0 or args.split_pieces > 0:
             items = encode_docs(tok, [replace_mentions(d, table, args.augment, rng) for d in train],
-                                args.window, args.window // 4)
+                                args.window, args.window // 4, pieces, args.split_pieces, rng)
         total, n = 0.0, 0
         for ids, lab, mask in batches(items, args.batch, rng, True):
+            cont = pieces.continues(ids) if args.consistency > 0 else None
             if args.word_mask > 0:
                 drop = (torch.rand(ids.shape, generator=torch.Generator().manual_seed(10**7 + ep * 10**4 + n))
                         < args.word_mask) & ~torch.isin(ids, special)
                 ids = ids.masked_fill(drop, tok.mask_token_id)
             logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits
             loss = loss_fn(logits.reshape(-1, logits.shape[-1]), lab.to(dev).reshape(-1))
+            if cont is not None:
+                loss = loss + args.consistency * type_consistency(logits, cont.to(dev))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(); sched.step(); opt.zero_grad()
