@@ -13,19 +13,20 @@ that `bench/make_base_model.py DIR` writes to DIR/parity.jsonl.
 import argparse
 import json
 import os
-import subprocess
+import sys
+
+from gpu_bench import DTYPES, entities
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DTYPES = ("f32", "f16", "bf16")
 
 
-def ours(args, texts):
+def ours(args, lines):
     out = {}
     for dt in DTYPES:
-        lines = subprocess.run([args.cli, "--model", args.model, "--dtype", dt, "--threads", str(args.threads)],
-                               input="".join(json.dumps({"text": t}) + "\n" for t in texts),
-                               capture_output=True, text=True, check=True).stdout.splitlines()
-        out[dt] = [[(e["entity_group"], e["start"], e["end"]) for e in json.loads(l)] for l in lines]
+        got = entities(args.cli, args.model, "cpu", dt, lines, ("--threads", str(args.threads)))
+        if got is None:
+            sys.exit(1)
+        out[dt] = got
     return out
 
 
@@ -35,7 +36,7 @@ def pytorch(args, texts):
     torch.set_num_threads(args.threads)
     tok = AutoTokenizer.from_pretrained(args.model)
     out = {}
-    for dt, tdt in zip(DTYPES, (torch.float32, torch.float16, torch.bfloat16)):
+    for dt, tdt in DTYPES.items():
         model = AutoModelForTokenClassification.from_pretrained(args.model, torch_dtype=tdt).eval()
         pipe = pipeline("token-classification", model=model, tokenizer=tok, aggregation_strategy="simple",
                         stride=128, device="cpu")
@@ -45,7 +46,7 @@ def pytorch(args, texts):
 
 def report(name, runs):
     base = runs["f32"]
-    for dt in DTYPES[1:]:
+    for dt in [d for d in DTYPES if d != "f32"]:
         same = sum(a == b for a, b in zip(base, runs[dt]))
         kept = sum(len(set(a) & set(b)) for a, b in zip(base, runs[dt]))
         total = sum(len(a) for a in base)
@@ -60,8 +61,9 @@ def main():
     ap.add_argument("--cli", default=os.path.join(HERE, "..", "target", "release", "biomed-ner"))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    texts = [json.loads(l)["text"] for l in open(args.texts, encoding="utf-8")]
-    report("biomed-ner", ours(args, texts))
+    lines = open(args.texts, encoding="utf-8").read()
+    texts = [json.loads(l)["text"] for l in lines.splitlines()]
+    report("biomed-ner", ours(args, lines))
     report("PyTorch", pytorch(args, texts))
 
 

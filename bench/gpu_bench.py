@@ -116,8 +116,9 @@ def profiles(model, cli, mdir, device, dtypes, batch=32, length=256, iters=5):
               flush=True)
 
 
-def entities(cli, mdir, device, dtype, texts):
-    out = subprocess.run([cli, "--model", mdir, "--device", device, "--dtype", dtype, "--batch-size", "32"],
+def entities(cli, mdir, device, dtype, texts, extra=()):
+    """The CLI's entities (type, start, end) for each line of `texts` (JSON lines), or None if it failed."""
+    out = subprocess.run([cli, "--model", mdir, "--device", device, "--dtype", dtype, "--batch-size", "32", *extra],
                          input=texts, capture_output=True, text=True)
     if out.returncode != 0:
         print(f"{cli} --device {device} --dtype {dtype} failed: {out.stderr.strip()}", flush=True)
