@@ -18,6 +18,9 @@ pub enum Error {
     Weight { name: String, reason: String },
     /// An option passed by the caller is out of range.
     InvalidOption(String),
+    /// The work asked for would exceed a resource limit set by the caller (a forward pass
+    /// over the memory budget).
+    ResourceLimit(String),
     /// Tokenization failed.
     Tokenizer(String),
     /// The caller's cancellation hook asked to stop.
@@ -43,6 +46,7 @@ impl std::fmt::Display for Error {
             Error::Unsupported(what) => write!(f, "unsupported model: {what}"),
             Error::Weight { name, reason } => write!(f, "weight \"{name}\": {reason}"),
             Error::InvalidOption(what) => write!(f, "invalid option: {what}"),
+            Error::ResourceLimit(what) => write!(f, "{what}"),
             Error::Tokenizer(what) => write!(f, "tokenizer error: {what}"),
             Error::Cancelled => write!(f, "cancelled"),
             Error::Candle(e) => write!(f, "tensor error: {e}"),

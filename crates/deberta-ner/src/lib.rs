@@ -17,6 +17,7 @@ pub mod error;
 pub mod fused;
 pub mod model;
 pub mod model_dir;
+pub mod pickle_guard;
 pub mod pipeline;
 pub mod relpos;
 pub mod windows;

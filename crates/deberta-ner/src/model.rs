@@ -322,6 +322,24 @@ impl DebertaTokenClassifier {
         self.dtype
     }
 
+    /// An upper estimate of the bytes a forward pass over `batch` sequences padded to `len`
+    /// tokens allocates for its activations at its peak (one layer's live tensors): the
+    /// hidden-size tensors (residual stream, q/k/v, context, feed-forward) and the attention
+    /// tensors, which grow with the square of `len` (scores, gathered relative scores,
+    /// probabilities) or with `len` times the relative span. Weights are not counted.
+    pub fn pass_bytes(&self, batch: usize, len: usize) -> usize {
+        let c = &self.cfg;
+        let elem = self.dtype.size_in_bytes().max(2);
+        let rows = batch.saturating_mul(len);
+        let width = if c.relative_attention { 2 * c.att_span().min(len.max(1)) } else { 0 };
+        // f32 residual stream and layer-norm outputs, plus q, k, v, context in the model's dtype.
+        let hidden = rows.saturating_mul(c.hidden_size).saturating_mul(4 * 4 + 5 * elem);
+        let ffn = rows.saturating_mul(c.intermediate_size).saturating_mul(2 * elem);
+        let heads = c.num_attention_heads.saturating_mul(rows);
+        let attention = heads.saturating_mul(len.saturating_mul(4).saturating_add(2 * width)).saturating_mul(elem.max(4));
+        hidden.saturating_add(ffn).saturating_add(attention)
+    }
+
     /// Logits for a batch of token-id sequences (special tokens included), as one
     /// `len x labels` row-major f32 vector per sequence. Sequences are padded to the longest;
     /// padding never changes the logits of real tokens.

@@ -64,8 +64,12 @@ impl ModelFiles {
                 unsafe { VarBuilder::from_mmaped_safetensors(&[p], dtype, device) }
                     .map_err(|e| Error::BadFile { path: p.clone(), reason: e.to_string() })
             }
-            Weights::PytorchBin(p) => VarBuilder::from_pth(p, dtype, device)
-                .map_err(|e| Error::BadFile { path: p.clone(), reason: e.to_string() }),
+            Weights::PytorchBin(p) => {
+                // candle's pickle reader recurses over the objects it builds: bound them first.
+                crate::pickle_guard::check_pth(p)?;
+                VarBuilder::from_pth(p, dtype, device)
+                    .map_err(|e| Error::BadFile { path: p.clone(), reason: e.to_string() })
+            }
         }
     }
 }

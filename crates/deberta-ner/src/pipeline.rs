@@ -27,6 +27,10 @@ pub struct Options {
     pub batch_size: usize,
     /// Padded tokens (`longest * windows`) per forward pass.
     pub max_batch_tokens: usize,
+    /// Estimated bytes one forward pass may allocate for its activations
+    /// ([`DebertaTokenClassifier::pass_bytes`]); 0 for no limit. Batches over it are cut into
+    /// smaller ones; a single window over it is refused with [`Error::ResourceLimit`].
+    pub max_pass_bytes: usize,
     pub ignore_labels: Vec<String>,
 }
 
@@ -38,6 +42,7 @@ impl Default for Options {
             stride: 128,
             batch_size: 8,
             max_batch_tokens: 16384,
+            max_pass_bytes: 0,
             ignore_labels: vec!["O".into()],
         }
     }
@@ -240,7 +245,9 @@ impl Pipeline {
             })
             .collect();
         let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
-        for batch in pack(&lens, opts.batch_size, opts.max_batch_tokens) {
+        let batches = pack(&lens, opts.batch_size, opts.max_batch_tokens);
+        let batches = self.fit_budget(batches, &lens, opts.max_pass_bytes)?;
+        for batch in batches {
             check()?;
             let inputs: Vec<&[u32]> = batch.iter().map(|&i| seqs[i].as_slice()).collect();
             let logits = self.model.forward_checked(&inputs, check)?;
@@ -274,6 +281,31 @@ impl Pipeline {
                 Ok(aggregate(&e.chars, &toks, self.labels(), opts.aggregation, &opts.ignore_labels))
             })
             .collect()
+    }
+}
+
+impl Pipeline {
+    /// Cuts every batch whose forward pass would exceed `budget` bytes (0: no limit) into
+    /// batches that fit, before any work; a window that does not fit alone is an error.
+    fn fit_budget(&self, batches: Vec<Vec<usize>>, lens: &[usize], budget: usize) -> Result<Vec<Vec<usize>>> {
+        if budget == 0 {
+            return Ok(batches);
+        }
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let longest = batch.iter().map(|&i| lens[i]).max().unwrap_or(0);
+            let one = self.model.pass_bytes(1, longest);
+            if one > budget {
+                return Err(Error::ResourceLimit(format!(
+                    "a window of {longest} tokens needs about {} MB for its forward pass, over the budget of {} MB",
+                    one.div_ceil(1 << 20),
+                    budget >> 20
+                )));
+            }
+            let fits = (1..=batch.len()).rev().find(|&b| self.model.pass_bytes(b, longest) <= budget).unwrap_or(1);
+            out.extend(batch.chunks(fits).map(<[usize]>::to_vec));
+        }
+        Ok(out)
     }
 }
 

@@ -251,3 +251,93 @@ fn stride_must_leave_room_in_the_window() {
     assert!(err.contains("stride 14 must be smaller than max_length 16 minus its 2 special tokens"), "{err}");
     assert!(p.annotate(&["fever"], &Options { stride: 13, ..opts }, &mut || Ok(())).is_ok());
 }
+
+#[test]
+fn memory_budget_cuts_batches_and_refuses_windows_over_it() {
+    let p = load("v3_base_like", DType::F32);
+    let cases = cases("v3_base_like");
+    let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().unwrap()).collect();
+    let free = p.annotate(&texts, &Options::default(), &mut || Ok(())).unwrap();
+    // A budget that holds one window of the longest length but not a batch of 8: batches are
+    // cut, and the entities stay the same (scores within float32 rounding of another batching).
+    let one = p.model.pass_bytes(1, 512);
+    assert!(p.model.pass_bytes(8, 512) > one * 7, "the estimate grows with the batch");
+    let cut = p.annotate(&texts, &Options { max_pass_bytes: one, ..Options::default() }, &mut || Ok(())).unwrap();
+    for (a, b) in free.iter().zip(&cut) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!((&x.group, x.start, x.end), (&y.group, y.start, y.end));
+            assert!((x.score - y.score).abs() < 1e-5);
+        }
+    }
+    // A window that alone is over the budget is refused before any work.
+    let long = "fever and cough ".repeat(400);
+    let opts = Options { max_length: 4096, max_pass_bytes: 64 << 20, ..Options::default() };
+    let err = p.annotate(&[long.as_str()], &opts, &mut || Ok(())).unwrap_err();
+    assert!(matches!(err, deberta_ner::Error::ResourceLimit(_)), "{err}");
+    assert!(err.to_string().contains("over the budget of 64 MB"), "{err}");
+}
+
+/// A `pytorch_model.bin` (a zip with a stored `archive/data.pkl`) holding `pickle`.
+fn write_pth(path: &std::path::Path, pickle: &[u8]) {
+    // The smallest zip: one stored entry, its central directory and end record.
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            }
+        }
+        !c
+    }
+    let name = b"archive/data.pkl";
+    let (crc, n) = (crc32(pickle), pickle.len() as u32);
+    let mut z = Vec::new();
+    z.extend(0x0403_4b50u32.to_le_bytes());
+    z.extend([20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    z.extend(crc.to_le_bytes());
+    z.extend(n.to_le_bytes());
+    z.extend(n.to_le_bytes());
+    z.extend((name.len() as u16).to_le_bytes());
+    z.extend(0u16.to_le_bytes());
+    z.extend(name);
+    z.extend(pickle);
+    let cd = z.len() as u32;
+    z.extend(0x0201_4b50u32.to_le_bytes());
+    z.extend([20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    z.extend(crc.to_le_bytes());
+    z.extend(n.to_le_bytes());
+    z.extend(n.to_le_bytes());
+    z.extend((name.len() as u16).to_le_bytes());
+    z.extend([0u8; 12]);
+    z.extend(0u32.to_le_bytes());
+    z.extend(name);
+    let cd_len = z.len() as u32 - cd;
+    z.extend(0x0605_4b50u32.to_le_bytes());
+    z.extend([0, 0, 0, 0, 1, 0, 1, 0]);
+    z.extend(cd_len.to_le_bytes());
+    z.extend(cd.to_le_bytes());
+    z.extend(0u16.to_le_bytes());
+    std::fs::write(path, z).unwrap();
+}
+
+#[test]
+fn a_hostile_pickle_is_refused_not_a_crash() {
+    let dir = std::env::temp_dir().join(format!("deberta-ner-pickle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = fixtures().join("models/v3_base_like");
+    for f in ["tokenizer.json", "config.json"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    // The reported crash (signal 11 in candle's reader): lists nested 100,000 deep, 200 KB.
+    let mut p = vec![0x80, 2];
+    p.extend(std::iter::repeat_n(b']', 100_000));
+    p.extend(std::iter::repeat_n(b'a', 99_999));
+    p.push(b'.');
+    write_pth(&dir.join("pytorch_model.bin"), &p);
+    let err = Pipeline::load(&dir, DType::F32, &Device::Cpu).err().expect("refused").to_string();
+    assert!(err.contains("nests deeper than 100"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

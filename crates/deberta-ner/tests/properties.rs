@@ -1,0 +1,91 @@
+//! Property tests of the pipeline on hostile text: random Unicode, combining-mark floods,
+//! control characters, very long words and texts over the window size. Whatever the text, the
+//! engine must not panic, and every entity must lie inside the text on character boundaries,
+//! with `word == text[start..end]` (in characters), in order. Entities do not overlap except
+//! where the tokenizer gives several tokens the same characters (a character it decomposes,
+//! such as `ñ`): there the Hugging Face pipeline, and so this engine, can return two entities
+//! over the same span.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use deberta_ner::{Aggregation, DType, Device, Options, Pipeline};
+use proptest::prelude::*;
+
+fn pipeline() -> &'static Pipeline {
+    static P: OnceLock<Pipeline> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/v3_base_like");
+        Pipeline::load(&dir, DType::F32, &Device::Cpu).unwrap()
+    })
+}
+
+/// Pieces that text is made of, the hostile ones weighted up.
+fn piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-zA-Z]{1,12}",
+        3 => Just(" ".to_string()),
+        2 => "[ \t\n\r\u{a0}\u{2009}\u{3000}]{1,4}",
+        2 => "[.,;:!?()\\[\\]/%+=<>-]{1,3}",
+        2 => "[0-9]{1,6}",
+        1 => "[éèçñüßæøå]{1,4}",
+        1 => "[\u{4e00}-\u{4e40}]{1,6}",
+        1 => "[\u{0600}-\u{0620}]{1,6}",
+        1 => "[😷🤒💊🩺👩‍⚕️]{1,3}",
+        1 => "e[\u{0300}-\u{036f}]{1,40}",
+        1 => "[\u{0001}-\u{001f}\u{007f}\u{200b}-\u{200f}\u{feff}]{1,3}",
+        1 => "[\u{fff0}-\u{ffff}\u{10000}-\u{10100}]{1,3}",
+        1 => "[a-z]{1,3}".prop_map(|s| s.repeat(300)),
+        1 => any::<char>().prop_map(|c| c.to_string()),
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop::collection::vec(piece(), 0..60).prop_map(|v| v.concat())
+}
+
+fn check(text: &str, opts: &Options) -> Result<(), TestCaseError> {
+    let chars: Vec<char> = text.chars().collect();
+    let out = pipeline().annotate(&[text], opts, &mut || Ok(())).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let (mut previous_start, mut previous_end) = (0, 0);
+    for e in &out[0] {
+        prop_assert!(e.start < e.end && e.end <= chars.len(), "span {}..{} outside {} chars", e.start, e.end, chars.len());
+        let slice: String = chars[e.start..e.end].iter().collect();
+        prop_assert_eq!(&slice, &e.word);
+        prop_assert!(e.start >= previous_start && e.end >= previous_end, "entities out of order at {}", e.start);
+        if e.start < previous_end {
+            // Only tokens that share characters make entities that overlap.
+            prop_assert!(e.start == previous_start || e.end == previous_end, "entities overlap at {}", e.start);
+        }
+        prop_assert!(e.score.is_finite() && (0.0..=1.0001).contains(&e.score));
+        (previous_start, previous_end) = (e.start, e.end);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn entities_stay_inside_the_text_in_one_window(t in text()) {
+        check(&t, &Options { max_length: 100_000, ..Options::default() })?;
+    }
+
+    #[test]
+    fn entities_stay_inside_the_text_across_small_windows(t in text(), agg in 0..4usize) {
+        let aggregation = [Aggregation::Simple, Aggregation::First, Aggregation::Average, Aggregation::Max][agg];
+        check(&t, &Options { aggregation, max_length: 24, stride: 6, batch_size: 3, ..Options::default() })?;
+    }
+
+    #[test]
+    fn tokens_stay_inside_the_text_without_aggregation(t in text()) {
+        let chars: Vec<char> = t.chars().collect();
+        let opts = Options { aggregation: Aggregation::None, max_length: 40, stride: 10, ..Options::default() };
+        let out = pipeline().annotate(&[&t], &opts, &mut || Ok(())).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for e in &out[0] {
+            prop_assert!(e.start <= e.end && e.end <= chars.len());
+            let slice: String = chars[e.start..e.end].iter().collect();
+            prop_assert_eq!(&slice, &e.word);
+        }
+    }
+}
