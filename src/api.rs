@@ -5,9 +5,10 @@ use std::sync::atomic::Ordering;
 
 use pgrx::prelude::*;
 use pgrx::spi::Spi;
-use pgrx::{JsonB, PgSqlErrorCode};
+use pgrx::PgSqlErrorCode;
 
 use crate::backend;
+use crate::encoding::{DbJsonb, DbText, Note};
 use crate::error::raise;
 use crate::gucs;
 
@@ -15,15 +16,15 @@ use crate::gucs;
 /// pipeline: `[{"entity_group", "score", "word", "start", "end"}, ...]`, offsets in
 /// characters. NULL gives NULL, `''` gives `[]`.
 #[pg_extern(stable, parallel_safe, strict, name = "biomed_ner")]
-fn biomed_ner(note: &str) -> JsonB {
+fn biomed_ner(note: Note) -> DbJsonb {
     backend::annotate_nullable(&[Some(note)], "biomed_ner").remove(0).expect("a text gives entities")
 }
 
 /// Entities of many notes in one batched call: one jsonb per element, in order; NULL
 /// elements give NULL.
 #[pg_extern(stable, parallel_safe, strict, name = "biomed_ner")]
-fn biomed_ner_array(notes: Array<&str>) -> Vec<Option<JsonB>> {
-    let items: Vec<Option<&str>> = notes.iter().collect();
+fn biomed_ner_array(notes: Array<Note>) -> Vec<Option<DbJsonb>> {
+    let items: Vec<Option<Note>> = notes.iter().collect();
     backend::annotate_nullable(&items, "biomed_ner")
 }
 
@@ -32,28 +33,39 @@ fn biomed_ner_array(notes: Array<&str>) -> Vec<Option<JsonB>> {
 /// `substr(note, start_pos + 1, end_pos - start_pos) = word`.
 #[pg_extern(stable, parallel_safe, strict)]
 fn biomed_ner_entities(
-    note: &str,
+    note: Note,
 ) -> TableIterator<
     'static,
     (
-        name!(entity_group, String),
-        name!(word, String),
+        name!(entity_group, DbText),
+        name!(word, DbText),
         name!(start_pos, i32),
         name!(end_pos, i32),
         name!(score, f32),
     ),
 > {
-    let entities = if note.is_empty() { Vec::new() } else { backend::annotate(&[note], "biomed_ner_entities").remove(0) };
-    TableIterator::new(entities.into_iter().map(|e| (e.group, e.word, e.start as i32, e.end as i32, e.score)))
+    let entities = backend::annotate_notes(&[Some(note)], "biomed_ner_entities").remove(0).unwrap_or_default();
+    TableIterator::new(entities.into_iter().map(|e| (DbText(e.group), DbText(e.word), e.start as i32, e.end as i32, e.score)))
 }
 
 /// Annotates every row of `query` (its first column an integer id, its second the text) in
 /// batches of `batch_rows` rows, streaming: only one batch is held at a time.
 #[pg_extern(volatile, parallel_unsafe)]
 fn biomed_ner_bulk(
-    query: &str,
+    query: Note,
     batch_rows: default!(i32, 64),
-) -> TableIterator<'static, (name!(id, Option<i64>), name!(entities, Option<JsonB>))> {
+) -> TableIterator<'static, (name!(id, Option<i64>), name!(entities, Option<DbJsonb>))> {
+    // SPI takes the query in the server encoding; Rust strings are UTF-8, so a query holds
+    // only ASCII in other encodings (its rows' text may hold anything).
+    let query = match std::str::from_utf8(query.0) {
+        Ok(q) if crate::encoding::database_is_utf8() || q.is_ascii() => q,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            "the query of biomed_ner_bulk must be ASCII in a database whose encoding is not UTF8",
+            "Move non-ASCII constants out of the query: select from a view or a temporary table instead.",
+            "biomed_ner_bulk",
+        ),
+    };
     if batch_rows < 1 {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -63,7 +75,7 @@ fn biomed_ner_bulk(
         );
     }
     let query = query.trim().trim_end_matches(';');
-    let wrapped = format!("SELECT q.__biomed_id::bigint, q.__biomed_text::text FROM ({query}) AS q(__biomed_id, __biomed_text)");
+    let wrapped = format!("SELECT q.__biomed_id, q.__biomed_text::text FROM ({query}) AS q(__biomed_id, __biomed_text)");
     // Errors of the query itself keep their SQLSTATE; a query with fewer than two columns gets
     // a message that says what biomed_ner_bulk expects.
     let cursor = pgrx::PgTryBuilder::new(|| Spi::connect(|client| client.open_cursor(wrapped.as_str(), &[]).detach_into_name()))
@@ -82,26 +94,61 @@ fn biomed_ner_bulk(
 struct Bulk {
     cursor: Option<String>,
     batch_rows: i64,
-    buffer: VecDeque<(Option<i64>, Option<JsonB>)>,
+    buffer: VecDeque<(Option<i64>, Option<DbJsonb>)>,
     done: u64,
+}
+
+const BULK: &str = "biomed_ner_bulk";
+
+/// The id of a row: an integer column of any width, never a value rounded to one.
+fn bulk_id(row: &pgrx::spi::SpiHeapTupleData, type_oid: pg_sys::Oid) -> Option<i64> {
+    let id = match type_oid {
+        pg_sys::INT8OID => row.get::<i64>(1),
+        pg_sys::INT4OID => row.get::<i32>(1).map(|v| v.map(i64::from)),
+        _ => row.get::<i16>(1).map(|v| v.map(i64::from)),
+    };
+    id.unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, format!("id column: {e}"), "", BULK))
 }
 
 impl Bulk {
     fn refill(&mut self) {
         let Some(name) = self.cursor.take() else { return };
-        let rows: Vec<(Option<i64>, Option<String>)> = Spi::connect(|client| {
-            let mut cursor = client.find_cursor(&name).expect("bulk cursor is open");
-            let table = cursor.fetch(self.batch_rows).expect("fetch from bulk cursor");
+        let rows: Vec<(Option<i64>, Option<Vec<u8>>)> = Spi::connect(|client| {
+            let mut cursor = client.find_cursor(&name).unwrap_or_else(|_| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_CURSOR_NAME,
+                    "the cursor of biomed_ner_bulk was closed while it ran",
+                    "Do not CLOSE ALL (or DISCARD ALL) in the middle of a statement that reads biomed_ner_bulk.",
+                    BULK,
+                )
+            });
+            let table = cursor.fetch(self.batch_rows).unwrap_or_else(|e| {
+                raise(PgSqlErrorCode::ERRCODE_INVALID_CURSOR_STATE, format!("cannot read the query's rows: {e}"), "", BULK)
+            });
+            let id_type = table.column_type_oid(1).map(|o| o.value()).unwrap_or(pg_sys::InvalidOid);
+            if !table.is_empty() && ![pg_sys::INT2OID, pg_sys::INT4OID, pg_sys::INT8OID].contains(&id_type) {
+                raise(
+                    PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                    "the first column of the query of biomed_ner_bulk must be an integer (smallint, integer or bigint)",
+                    "Return the row's integer id first, e.g. 'SELECT id, body FROM notes'; cast other keys explicitly.",
+                    BULK,
+                );
+            }
             let rows: Vec<_> = table
-                .map(|row| (row.get::<i64>(1).expect("id column"), row.get::<String>(2).expect("text column")))
+                .map(|row| {
+                    let text = row.get::<Note>(2).unwrap_or_else(|e| {
+                        raise(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, format!("text column: {e}"), "", BULK)
+                    });
+                    (bulk_id(&row, id_type), text.map(|t| t.0.to_vec()))
+                })
                 .collect();
             if rows.len() as i64 == self.batch_rows {
                 self.cursor = Some(cursor.detach_into_name());
             }
             rows
         });
-        let texts: Vec<Option<&str>> = rows.iter().map(|(_, t)| t.as_deref()).collect();
-        let entities = backend::annotate_nullable(&texts, "biomed_ner_bulk");
+        let texts: Vec<Option<Note>> = rows.iter().map(|(_, t)| t.as_deref().map(Note)).collect();
+        let entities = backend::annotate_nullable(&texts, BULK);
         self.buffer.extend(rows.iter().map(|(id, _)| *id).zip(entities));
         let before = self.done;
         self.done += rows.len() as u64;
@@ -112,7 +159,7 @@ impl Bulk {
 }
 
 impl Iterator for Bulk {
-    type Item = (Option<i64>, Option<JsonB>);
+    type Item = (Option<i64>, Option<DbJsonb>);
     fn next(&mut self) -> Option<Self::Item> {
         if self.buffer.is_empty() {
             self.refill();
@@ -124,11 +171,11 @@ impl Iterator for Bulk {
 /// What this backend runs: the model and where it came from, its labels, dtype, device,
 /// threads, load time and the notes it has annotated. Loads the model if needed.
 #[pg_extern(volatile, parallel_safe)]
-fn biomed_ner_info() -> JsonB {
+fn biomed_ner_info() -> DbJsonb {
     let m = backend::model("biomed_ner_info");
     let o = backend::options();
     let cfg = m.pipeline.model.config();
-    JsonB(serde_json::json!({
+    DbJsonb(serde_json::json!({
         "model": m.pipeline.origin,
         "bundled": m.pipeline.origin.starts_with("bundled:"),
         "labels": m.pipeline.labels(),
@@ -138,6 +185,8 @@ fn biomed_ner_info() -> JsonB {
         "dtype": format!("{:?}", m.pipeline.model.dtype()).to_lowercase(),
         "device": m.device_name,
         "threads": gucs::threads(),
+        "max_memory_mb": gucs::max_memory_bytes() >> 20,
+        "database_encoding": crate::encoding::database_encoding(),
         "aggregation": o.aggregation.as_str(),
         "max_length": o.max_length,
         "stride": o.stride,

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use deberta_ner::{DType, Device, Entity, Options, Pipeline};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use crate::error::{raise, raise_engine};
+use crate::access;
+use crate::encoding::{DbJsonb, Note, Utf8Note};
+use crate::error::{raise, raise_engine, raise_load_error};
 use crate::gucs::{self, DeviceSetting, DtypeSetting};
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -86,6 +88,14 @@ fn interrupt_pending() -> bool {
 /// Runs `f` on the inference pool. Engine errors are raised with their SQLSTATE, a cancel
 /// request or `statement_timeout` as PostgreSQL raises it (57014), a panic as an internal error.
 fn run<R: Send>(function: &'static str, f: impl Fn(&mut dyn FnMut() -> deberta_ner::Result<()>) -> deberta_ner::Result<R> + Sync) -> R {
+    run_with(function, f, |e| raise_engine(e, function))
+}
+
+fn run_with<R: Send>(
+    function: &'static str,
+    f: impl Fn(&mut dyn FnMut() -> deberta_ner::Result<()>) -> deberta_ner::Result<R> + Sync,
+    on_error: impl Fn(deberta_ner::Error) -> R,
+) -> R {
     let pool = pool();
     for _ in 0..8 {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -101,7 +111,7 @@ fn run<R: Send>(function: &'static str, f: impl Fn(&mut dyn FnMut() -> deberta_n
             Ok(Err(deberta_ner::Error::Cancelled)) => {
                 pgrx::check_for_interrupts!();
             }
-            Ok(Err(e)) => raise_engine(e, function),
+            Ok(Err(e)) => return on_error(e),
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<String>()
@@ -161,14 +171,15 @@ pub fn model(function: &'static str) -> Arc<Loaded> {
     };
     // Drop the old model before loading the new one, so two never share memory.
     *MODEL.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    let path = key.model.clone();
-    let pipeline = run(function, |_| {
-        if path.is_empty() {
-            load_bundled(dtype, &device)
-        } else {
-            Pipeline::load(std::path::Path::new(&path), dtype, &device)
-        }
-    });
+    let source = access::resolve(&key.model, function);
+    let pipeline = run_with(
+        function,
+        |_| match &source.folder {
+            None => load_bundled(dtype, &device),
+            Some(folder) => Pipeline::load(folder, dtype, &device),
+        },
+        |e| raise_load_error(e, &key.model, source.details, function),
+    );
     let loaded = Arc::new(Loaded { key, pipeline, device_name, calls: AtomicU64::new(0) });
     *MODEL.lock().unwrap_or_else(|e| e.into_inner()) = Some(loaded.clone());
     loaded
@@ -191,9 +202,15 @@ pub fn options() -> Options {
         max_length: gucs::max_length(),
         stride: gucs::stride(),
         batch_size: gucs::batch_size(),
+        max_pass_bytes: gucs::max_memory_bytes(),
         ..Options::default()
     }
 }
+
+/// Characters annotated in one call above which the backend hands freed memory back to the
+/// system afterwards (glibc keeps it otherwise, and a backend that once read a very long note
+/// would hold hundreds of megabytes until it exits).
+const TRIM_AFTER_CHARS: usize = 200_000;
 
 /// Entities of each text, in order.
 pub fn annotate(texts: &[&str], function: &'static str) -> Vec<Vec<Entity>> {
@@ -216,24 +233,48 @@ pub fn annotate(texts: &[&str], function: &'static str) -> Vec<Vec<Entity>> {
     let m = model(function);
     let out = run(function, |check| m.pipeline.annotate(texts, &opts, check));
     m.calls.fetch_add(texts.len() as u64, Ordering::Relaxed);
+    if texts.iter().map(|t| t.len()).sum::<usize>() > TRIM_AFTER_CHARS {
+        // Safety: plain glibc call; returns memory at the top of free heaps to the system.
+        unsafe { libc::malloc_trim(0) };
+    }
     out
 }
 
-/// Entities of each possibly-NULL text: NULL gives NULL, `''` gives `[]`, the others are
-/// annotated in one batched call.
-pub fn annotate_nullable(items: &[Option<&str>], function: &'static str) -> Vec<Option<pgrx::JsonB>> {
-    let texts: Vec<&str> = items.iter().flatten().copied().filter(|t| !t.is_empty()).collect();
+/// Entities of each possibly-NULL note, in the database's characters: NULL gives `None`, `''`
+/// gives no entities, the others are converted to UTF-8 and annotated in one batched call.
+pub fn annotate_notes(items: &[Option<Note>], function: &'static str) -> Vec<Option<Vec<Entity>>> {
+    let notes: Vec<Option<Utf8Note>> = items.iter().map(|n| n.map(|n| n.to_utf8(function))).collect();
+    let texts: Vec<&str> = notes.iter().flatten().map(|n| n.text.as_ref()).filter(|t| !t.is_empty()).collect();
     let mut results = if texts.is_empty() { Vec::new() } else { annotate(&texts, function) }.into_iter();
-    items
+    notes
         .iter()
-        .map(|item| match item {
-            None => None,
-            Some("") => Some(pgrx::JsonB(serde_json::json!([]))),
-            Some(_) => Some(to_jsonb(&results.next().expect("one result per non-empty text"))),
+        .map(|note| {
+            let note = note.as_ref()?;
+            if note.text.is_empty() {
+                return Some(Vec::new());
+            }
+            let entities = results.next().expect("one result per non-empty text");
+            Some(if note.maps_offsets() { entities.into_iter().map(|e| in_database_chars(e, note)).collect() } else { entities })
         })
         .collect()
 }
 
-fn to_jsonb(entities: &[Entity]) -> pgrx::JsonB {
-    pgrx::JsonB(serde_json::Value::Array(entities.iter().map(Entity::to_json).collect()))
+/// An entity's span moved from UTF-8 characters to the database's characters (for encodings
+/// where one database character can become several code points); `word` stays the text of
+/// the span.
+fn in_database_chars(mut e: Entity, note: &Utf8Note) -> Entity {
+    let (start, end) = (note.offset(e.start), note.offset(e.end.max(e.start + 1) - 1) + 1);
+    let chars: Vec<char> = note.text.chars().collect();
+    e.word = (0..chars.len()).filter(|&i| (start..end).contains(&note.offset(i))).map(|i| chars[i]).collect();
+    (e.start, e.end) = (start, end);
+    e
+}
+
+/// [`annotate_notes`] as jsonb in the pipeline's shape.
+pub fn annotate_nullable(items: &[Option<Note>], function: &'static str) -> Vec<Option<DbJsonb>> {
+    annotate_notes(items, function).into_iter().map(|r| r.map(|es| to_jsonb(&es))).collect()
+}
+
+fn to_jsonb(entities: &[Entity]) -> DbJsonb {
+    DbJsonb(serde_json::Value::Array(entities.iter().map(Entity::to_json).collect()))
 }

@@ -1,8 +1,15 @@
 //! The `biomed_ner.*` settings: registered once in `_PG_init`, read through typed getters.
 //! Enumerated and numeric settings are checked by PostgreSQL itself, so an invalid value is
 //! refused at `SET`.
+//!
+//! Who may change what: every role may tune how its own calls run (aggregation, windows, batch
+//! size, threads up to `max_threads`) and choose a model by name from the folders an
+//! administrator lists in `model_path`. Only superusers (and the server's configuration) set
+//! the ceilings (`max_threads`, `max_memory`, `max_chars`) and `model_path`, and only
+//! superusers and members of `pg_read_server_files` may point `model` at any folder
+//! ([`crate::access`]).
 
-use std::ffi::CString;
+use std::ffi::{c_char, c_void, CStr, CString};
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::PostgresGucEnum;
@@ -51,15 +58,85 @@ static STRIDE: GucSetting<i32> = GucSetting::<i32>::new(128);
 static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(8);
 static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 static MAX_CHARS: GucSetting<i32> = GucSetting::<i32>::new(1_000_000);
+static MODEL_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+static MAX_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
+static MAX_MEMORY_MB: GucSetting<i32> = GucSetting::<i32>::new(2048);
+
+/// Refuses, at `SET` (and `ALTER ROLE/DATABASE ... SET`, `set_config`, a function's `SET`), a
+/// model folder path from a role that may not read server files. Names and `''` pass; the
+/// server's own configuration is trusted.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_model(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pgrx::pg_sys::GucSource::Type,
+) -> bool {
+    use pgrx::pg_sys;
+    // Safety: PostgreSQL passes a valid pointer to a NUL-terminated string (or NULL).
+    let value = unsafe { (*newval).as_ref().map(|p| CStr::from_ptr(p).to_string_lossy().trim().to_string()) };
+    let value = value.unwrap_or_default();
+    if value.is_empty() || crate::access::is_model_name(&value) || source <= pg_sys::GucSource::PGC_S_ARGV {
+        return true;
+    }
+    if crate::access::may_read_server_files() {
+        return true;
+    }
+    // Safety: the GUC_check_err* globals take palloc'd strings, as GUC_check_errmsg() does.
+    unsafe {
+        pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+        pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(
+            c"only superusers and members of pg_read_server_files may set biomed_ner.model to a folder".as_ptr(),
+        );
+        pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(
+            c"Choose a model by name from the folders in biomed_ner.model_path (SET biomed_ner.model = 'NAME'), or '' for the bundled model."
+                .as_ptr(),
+        );
+    }
+    false
+}
 
 pub fn init() {
+    // Safety: the check hook is a #[pg_guard] function.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"biomed_ner.model",
+            c"Model to use: a name from biomed_ner.model_path, a folder (superusers and pg_read_server_files only), or empty for the bundled model.",
+            c"A model is a folder with config.json, tokenizer.json and model.safetensors or pytorch_model.bin, readable by the server (Hugging Face layout, or a hub cache folder). The model loads once per backend, on first use, and again when this changes.",
+            &MODEL,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_model),
+            None,
+            None,
+        );
+    }
     GucRegistry::define_string_guc(
-        c"biomed_ner.model",
-        c"Model folder (Hugging Face layout) or hub cache snapshot; empty for the bundled model.",
-        c"A folder with config.json, tokenizer.json and model.safetensors or pytorch_model.bin, readable by the server. The model loads once per backend, on first use, and again when this changes.",
-        &MODEL,
-        GucContext::Userset,
+        c"biomed_ner.model_path",
+        c"Folders, separated by ':', whose models every role may choose by name with biomed_ner.model.",
+        c"SET biomed_ner.model = 'NAME' loads the folder NAME of the first of these folders that has one. Names are one path component; links out of these folders are refused. Superusers only.",
+        &MODEL_PATH,
+        GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"biomed_ner.max_threads",
+        c"Most CPU threads one backend may use for inference; 0 means one per core.",
+        c"biomed_ner.threads is capped at this. Superusers only.",
+        &MAX_THREADS,
+        0,
+        1024,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"biomed_ner.max_memory",
+        c"Most memory one forward pass may use for its activations (estimated before it runs).",
+        c"Batches over it are cut into smaller ones; a window that needs more alone is refused (SQLSTATE 54000) instead of asking the system for it. Bounds what max_length and batch_size can ask for. Superusers only.",
+        &MAX_MEMORY_MB,
+        16,
+        1 << 20,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
     );
     GucRegistry::define_enum_guc(
         c"biomed_ner.device",
@@ -118,7 +195,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"biomed_ner.threads",
         c"CPU threads for one backend's inference; 0 means one per core.",
-        c"Each backend that runs biomed_ner uses this many threads; keep threads times concurrent sessions near the core count.",
+        c"Each backend that runs biomed_ner uses this many threads, at most biomed_ner.max_threads; keep threads times concurrent sessions near the core count.",
         &THREADS,
         0,
         1024,
@@ -128,11 +205,11 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"biomed_ner.max_chars",
         c"Longest note, in characters, that biomed_ner accepts.",
-        c"Longer notes raise an error (SQLSTATE 54000) instead of running for minutes.",
+        c"Longer notes raise an error (SQLSTATE 54000) instead of running for minutes. Superusers only.",
         &MAX_CHARS,
         1,
         i32::MAX,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
 }
@@ -173,12 +250,32 @@ pub fn batch_size() -> usize {
     BATCH_SIZE.get() as usize
 }
 
-/// Resolved thread count (0 means one per core).
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Resolved thread count: `threads` (0 means one per core), capped at `max_threads`.
 pub fn threads() -> usize {
-    match THREADS.get() {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    let ceiling = match MAX_THREADS.get() {
+        0 => cores(),
         n => n as usize,
-    }
+    };
+    let wanted = match THREADS.get() {
+        0 => cores(),
+        n => n as usize,
+    };
+    wanted.min(ceiling).max(1)
+}
+
+/// `biomed_ner.model_path`, its folders in order.
+pub fn model_path() -> Vec<String> {
+    let value = MODEL_PATH.get().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+    value.split(':').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+/// `biomed_ner.max_memory` in bytes.
+pub fn max_memory_bytes() -> usize {
+    (MAX_MEMORY_MB.get().max(1) as usize) << 20
 }
 
 pub fn max_chars() -> usize {

@@ -1,13 +1,15 @@
 //! biomed_ner: biomedical named-entity recognition inside PostgreSQL.
 //!
-//! A thin SQL layer over the `deberta-ner` engine: settings (`gucs`), the backend's model and
-//! threads (`backend`), SQL functions (`api`), the trigger (`trigger`) and error mapping
-//! (`error`).
+//! A thin SQL layer over the `deberta-ner` engine: settings (`gucs`), who may load what
+//! (`access`), text in the database's encoding (`encoding`), the backend's model and threads
+//! (`backend`), SQL functions (`api`), the trigger (`trigger`) and error mapping (`error`).
 
 use pgrx::prelude::*;
 
+mod access;
 mod api;
 mod backend;
+mod encoding;
 mod error;
 mod gucs;
 mod trigger;

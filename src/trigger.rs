@@ -2,9 +2,10 @@
 //! with the entities of a text column.
 
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgSqlErrorCode, WhoAllocated};
+use pgrx::{PgSqlErrorCode, WhoAllocated};
 
 use crate::backend;
+use crate::encoding::Note;
 use crate::error::raise;
 
 const FUNCTION: &str = "biomed_ner_annotate";
@@ -52,8 +53,8 @@ fn biomed_ner_annotate<'a>(
         bad_usage("biomed_ner_annotate works on INSERT and UPDATE only".into(), usage)
     };
     let mut new = new.into_owned();
-    let text: Option<String> = new.get_by_name(text_col).unwrap_or_else(|e| bad_usage(e.to_string(), usage));
-    let entities: Option<JsonB> = backend::annotate_nullable(&[text.as_deref()], FUNCTION).remove(0);
+    let text: Option<Note> = new.get_by_name(text_col).unwrap_or_else(|e| bad_usage(e.to_string(), usage));
+    let entities = backend::annotate_nullable(&[text], FUNCTION).remove(0);
     new.set_by_name(json_col, entities).unwrap_or_else(|e| bad_usage(e.to_string(), usage));
     Ok(Some(new))
 }

@@ -27,24 +27,39 @@ impl ModelFiles {
     /// Resolves `path`: a model folder, a snapshot folder, or a `models--ORG--NAME` cache
     /// folder (its `refs/main` snapshot, or its only snapshot).
     pub fn locate(path: &Path) -> Result<Self> {
-        if !path.is_dir() {
-            return Err(Error::ModelNotFound { path: path.to_path_buf() });
+        // Errors other than "not found" (permission denied, a loop of links) say what they are.
+        let unreadable = |p: &Path, e: std::io::Error| Error::BadFile { path: p.to_path_buf(), reason: e.to_string() };
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::BadFile { path: path.to_path_buf(), reason: "not a folder".into() });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::ModelNotFound { path: path.to_path_buf() });
+            }
+            Err(e) => return Err(unreadable(path, e)),
         }
-        let dir = if path.join("config.json").exists() { path.to_path_buf() } else { snapshot_of(path)? };
+        let exists = |p: &Path| p.try_exists().map_err(|e| unreadable(p, e));
+        // A folder the server may not list hides its files: say so rather than "has no ...".
+        std::fs::read_dir(path).map_err(|e| unreadable(path, e))?;
+        let dir = if exists(&path.join("config.json"))? { path.to_path_buf() } else { snapshot_of(path)? };
         let need = |name: &str| -> Result<PathBuf> {
             let p = dir.join(name);
-            if p.is_file() {
-                Ok(p)
-            } else {
-                Err(Error::MissingFile { file: name.to_string(), dir: dir.clone() })
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => Ok(p),
+                Ok(_) => Err(Error::MissingFile { file: name.to_string(), dir: dir.clone() }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(Error::MissingFile { file: name.to_string(), dir: dir.clone() })
+                }
+                Err(e) => Err(unreadable(&p, e)),
             }
         };
         let config = need("config.json")?;
         let tokenizer = need("tokenizer.json")?;
-        let weights = if dir.join("model.safetensors").is_file() {
-            Weights::Safetensors(dir.join("model.safetensors"))
-        } else if dir.join("pytorch_model.bin").is_file() {
-            Weights::PytorchBin(dir.join("pytorch_model.bin"))
+        let weights = if let Ok(p) = need("model.safetensors") {
+            Weights::Safetensors(p)
+        } else if let Ok(p) = need("pytorch_model.bin") {
+            Weights::PytorchBin(p)
         } else {
             return Err(Error::MissingFile {
                 file: "model.safetensors or pytorch_model.bin".into(),
@@ -123,6 +138,18 @@ mod tests {
         assert!(e.contains("model.safetensors or pytorch_model.bin"), "{e}");
         touch(&tmp.join("pytorch_model.bin"));
         assert!(matches!(ModelFiles::locate(&tmp).unwrap().weights, Weights::PytorchBin(_)));
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn a_link_loop_is_not_reported_as_missing() {
+        let tmp = std::env::temp_dir().join(format!("deberta-ner-loop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::os::unix::fs::symlink(tmp.join("b"), tmp.join("a")).unwrap();
+        std::os::unix::fs::symlink(tmp.join("a"), tmp.join("b")).unwrap();
+        let e = ModelFiles::locate(&tmp.join("a")).unwrap_err().to_string();
+        assert!(e.contains("symbolic links"), "{e}");
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 

@@ -62,7 +62,7 @@ pub fn check_pickle(data: &[u8]) -> std::result::Result<(), String> {
     let mut stack: Vec<Shape> = Vec::new();
     let mut memo: std::collections::HashMap<u32, Shape> = std::collections::HashMap::new();
     let mut objects: u64 = 0;
-    let mut take = |r: &mut &[u8], n: usize| -> std::result::Result<(), String> {
+    let take = |r: &mut &[u8], n: usize| -> std::result::Result<(), String> {
         if r.len() < n {
             return Err("truncated pickle".into());
         }

@@ -1,0 +1,125 @@
+//! What a role may make the server read.
+//!
+//! Reading files of the server is what PostgreSQL reserves for superusers and members of
+//! `pg_read_server_files`. `biomed_ner.model` reads a folder's files, so:
+//! - a model *name* (`SET biomed_ner.model = 'BIOMed_NER'`) is open to every role: it is looked
+//!   up in the folders an administrator lists in `biomed_ner.model_path` (superusers only), and
+//!   a name that leads out of them (`..`, a symbolic link) is refused;
+//! - a model *folder* (`SET biomed_ner.model = '/srv/models/x'`) is open to superusers, members
+//!   of `pg_read_server_files`, and the server's configuration (`postgresql.conf`, `ALTER
+//!   SYSTEM`); anyone else is refused at `SET` and again at load, before the server touches the
+//!   path, with an error that says nothing of whether it exists;
+//! - errors while loading a model quote file content (a parse error shows the text it could
+//!   not parse), so a role that may not read server files gets them without the details,
+//!   which go to the server log only.
+
+use std::path::{Path, PathBuf};
+
+use pgrx::{pg_sys, PgSqlErrorCode};
+
+use crate::error::raise;
+use crate::gucs;
+
+/// Whether `value` is a model name: one path component of letters, digits, `.`, `_` and `-`,
+/// not starting with `.`.
+pub fn is_model_name(value: &str) -> bool {
+    let mut chars = value.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Whether the current user may read any file of the server.
+pub fn may_read_server_files() -> bool {
+    // Safety: catalog lookups inside a transaction, as the callers are.
+    unsafe {
+        pg_sys::IsTransactionState()
+            && (pg_sys::superuser()
+                || pg_sys::has_privs_of_role(pg_sys::GetUserId(), pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES)))
+    }
+}
+
+/// Whether `biomed_ner.model`'s current value comes from the server's configuration (a
+/// default, `postgresql.conf`, `ALTER SYSTEM`, the command line) rather than from a session,
+/// role or database setting.
+fn model_set_by_server() -> bool {
+    let source: Option<String> = pgrx::spi::Spi::get_one("SELECT source FROM pg_catalog.pg_settings WHERE name = 'biomed_ner.model'")
+        .ok()
+        .flatten();
+    matches!(source.as_deref(), Some("default" | "configuration file" | "command line" | "environment variable"))
+}
+
+/// Where a model comes from, once `biomed_ner.model` has been checked.
+pub struct ModelSource {
+    /// The folder to load, or `None` for the bundled model.
+    pub folder: Option<PathBuf>,
+    /// Whether load errors may show their details (file content) to this role.
+    pub details: bool,
+}
+
+fn not_allowed(function: &'static str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        "only superusers and members of pg_read_server_files may set biomed_ner.model to a folder",
+        "Choose a model by name from the folders in biomed_ner.model_path (SET biomed_ner.model = 'NAME'), or '' for the bundled model.",
+        function,
+    )
+}
+
+/// Resolves `biomed_ner.model` (`value`) for the current user, refusing what it may not read.
+pub fn resolve(value: &str, function: &'static str) -> ModelSource {
+    let privileged = may_read_server_files();
+    if value.is_empty() {
+        return ModelSource { folder: None, details: true };
+    }
+    if is_model_name(value) {
+        return ModelSource { folder: Some(find_in_model_path(value, function)), details: privileged };
+    }
+    if privileged {
+        return ModelSource { folder: Some(PathBuf::from(value)), details: true };
+    }
+    // A folder chosen by the server's configuration is the administrator's choice.
+    if model_set_by_server() {
+        return ModelSource { folder: Some(PathBuf::from(value)), details: false };
+    }
+    not_allowed(function)
+}
+
+/// The folder `name` in the first folder of `biomed_ner.model_path` that has it.
+fn find_in_model_path(name: &str, function: &'static str) -> PathBuf {
+    let roots = gucs::model_path();
+    if roots.is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
+            format!("biomed_ner.model is the name \"{name}\", but biomed_ner.model_path lists no folders"),
+            "An administrator sets biomed_ner.model_path (postgresql.conf or ALTER SYSTEM) to the folders that hold models; \
+             a superuser can also set biomed_ner.model to a folder.",
+            function,
+        );
+    }
+    for root in &roots {
+        let candidate = Path::new(root).join(name);
+        if std::fs::symlink_metadata(&candidate).is_err() {
+            continue;
+        }
+        // The folder itself, with every link resolved, must lie inside the root.
+        let inside = match (std::fs::canonicalize(root), std::fs::canonicalize(&candidate)) {
+            (Ok(r), Ok(c)) => c.starts_with(&r) && c != r,
+            _ => false,
+        };
+        if !inside {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("model \"{name}\" leads out of biomed_ner.model_path"),
+                "A model of biomed_ner.model_path must be a folder inside it, not a link to elsewhere.",
+                function,
+            );
+        }
+        return candidate;
+    }
+    raise(
+        PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
+        format!("no model named \"{name}\" in biomed_ner.model_path"),
+        "SHOW biomed_ner.model_path lists the folders searched; ask an administrator to put the model there.",
+        function,
+    )
+}

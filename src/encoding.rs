@@ -1,0 +1,300 @@
+//! Text in the database's encoding, the engine's UTF-8, and the way between them.
+//!
+//! The engine works on UTF-8 and reports offsets in characters. A database may use any server
+//! encoding PostgreSQL supports (LATIN1, EUC_JP, SQL_ASCII, ...), so text never reaches Rust as
+//! a `&str` straight from a datum: [`Note`] takes the stored bytes, [`Note::to_utf8`] converts
+//! them with PostgreSQL's own conversion (no copy in a UTF8 database), and results go back in
+//! the server encoding ([`DbJsonb`], [`DbText`]). Offsets stay in characters of the text as
+//! the database sees it, so `substr(note, start + 1, end - start) = word` holds in every
+//! encoding. In SQL_ASCII PostgreSQL does not know what bytes over 127 mean, so such text is
+//! refused (22021) rather than guessed at.
+
+use std::borrow::Cow;
+use std::ffi::CStr;
+
+use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
+use pgrx::datum::{Datum, FromDatum, IntoDatum, UnboxDatum};
+use pgrx::nullable::Nullable;
+use pgrx::pgrx_sql_entity_graph::metadata::{
+    ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
+};
+use pgrx::{pg_sys, PgSqlErrorCode};
+
+use crate::error::raise;
+
+/// A text argument as stored: bytes in the server encoding (detoasted, not copied).
+#[derive(Clone, Copy)]
+pub struct Note<'a>(pub &'a [u8]);
+
+impl<'a> FromDatum for Note<'a> {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        if is_null || datum.is_null() {
+            return None;
+        }
+        // Safety: a non-null datum of a text-like type is a varlena; detoasting returns one.
+        unsafe {
+            let varlena = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+            Some(Note(pgrx::varlena::varlena_to_byte_slice(varlena)))
+        }
+    }
+}
+
+// Safety: array elements of text are inline varlenas (never toasted), read in place.
+unsafe impl UnboxDatum for Note<'_> {
+    type As<'src>
+        = Note<'src>
+    where
+        Self: 'src;
+    unsafe fn unbox<'src>(datum: Datum<'src>) -> Note<'src>
+    where
+        Self: 'src,
+    {
+        unsafe { Note(pgrx::varlena::varlena_to_byte_slice(datum.sans_lifetime().cast_mut_ptr())) }
+    }
+}
+
+// Safety: unboxed through FromDatum, as pgrx does for its own text types.
+unsafe impl<'fcx> ArgAbi<'fcx> for Note<'fcx> {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        unsafe { arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null")) }
+    }
+
+    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+        unsafe { arg.unbox_arg_using_from_datum().into() }
+    }
+}
+
+/// Returns a value through its IntoDatum, as pgrx does for its own types.
+macro_rules! box_ret_via_into_datum {
+    ($($t:ty),*) => {$(
+        // Safety: the datum built by into_datum is returned to the function's caller.
+        unsafe impl BoxRet for $t {
+            unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+                match self.into_datum() {
+                    Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
+                    None => fcinfo.return_null(),
+                }
+            }
+        }
+    )*};
+}
+box_ret_via_into_datum!(DbJsonb, DbText);
+
+impl IntoDatum for Note<'_> {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(bytes_to_text(self.0))
+    }
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::TEXTOID
+    }
+    fn is_compatible_with(other: pg_sys::Oid) -> bool {
+        [pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID].contains(&other)
+    }
+}
+
+// Safety: `Note` is read from and written as SQL `text`.
+unsafe impl SqlTranslatable for Note<'_> {
+    const TYPE_IDENT: &'static str = concat!(module_path!(), "::Note");
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("text"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("text")));
+}
+
+/// A note converted to UTF-8 for the engine, with what is needed to give offsets back in
+/// characters of the database's text.
+pub struct Utf8Note<'a> {
+    pub text: Cow<'a, str>,
+    /// `map[i]` is the database character holding UTF-8 character `i` (one entry more than the
+    /// UTF-8 text has characters); `None` where the two count alike, as in every encoding whose
+    /// characters each map to one code point.
+    map: Option<Vec<usize>>,
+}
+
+impl Utf8Note<'_> {
+    /// The database character offset of UTF-8 character offset `i`.
+    pub fn offset(&self, i: usize) -> usize {
+        match &self.map {
+            None => i,
+            Some(m) => m[i.min(m.len() - 1)],
+        }
+    }
+
+    pub fn maps_offsets(&self) -> bool {
+        self.map.is_some()
+    }
+}
+
+fn server_encoding() -> i32 {
+    // Safety: reads the database's encoding, set at backend start.
+    unsafe { pg_sys::GetDatabaseEncoding() }
+}
+
+pub fn database_is_utf8() -> bool {
+    server_encoding() == pg_sys::pg_enc::PG_UTF8 as i32
+}
+
+/// The database's encoding by name (`UTF8`, `LATIN1`, ...).
+pub fn database_encoding() -> String {
+    encoding_name()
+}
+
+fn encoding_name() -> String {
+    // Safety: returns a static C string.
+    unsafe { CStr::from_ptr(pg_sys::GetDatabaseEncodingName()) }.to_string_lossy().into_owned()
+}
+
+fn not_in_repertoire(detail: String, function: &'static str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+        detail,
+        "biomed_ner reads text as Unicode: store notes in a database whose encoding PostgreSQL can convert to UTF8 \
+         (UTF8, LATIN1, ...); in SQL_ASCII only 7-bit ASCII text can be read.",
+        function,
+    )
+}
+
+impl<'a> Note<'a> {
+    /// The note as UTF-8: borrowed in a UTF8 database (and for ASCII text anywhere), converted
+    /// by PostgreSQL otherwise. Text that cannot be read as Unicode raises 22021.
+    pub fn to_utf8(self, function: &'static str) -> Utf8Note<'a> {
+        let bytes = self.0;
+        let enc = server_encoding();
+        if enc == pg_sys::pg_enc::PG_UTF8 as i32 || bytes.is_ascii() {
+            return match std::str::from_utf8(bytes) {
+                Ok(s) => Utf8Note { text: Cow::Borrowed(s), map: None },
+                Err(e) => not_in_repertoire(
+                    format!("invalid UTF-8 in text at byte {}", e.valid_up_to()),
+                    function,
+                ),
+            };
+        }
+        if enc == pg_sys::pg_enc::PG_SQL_ASCII as i32 {
+            let at = bytes.iter().position(|b| !b.is_ascii()).unwrap_or(0);
+            not_in_repertoire(
+                format!(
+                    "text holds byte 0x{:02x} at byte {at}, which has no meaning in a SQL_ASCII database",
+                    bytes[at]
+                ),
+                function,
+            );
+        }
+        let text = convert(bytes, pg_sys::pg_enc::PG_UTF8 as i32, true, function);
+        let text = String::from_utf8(text)
+            .unwrap_or_else(|e| not_in_repertoire(format!("conversion to UTF-8 failed: {e}"), function));
+        // Safety: `bytes` is valid text of the server encoding (it came from the database).
+        let server_chars = unsafe { pg_sys::pg_mbstrlen_with_len(bytes.as_ptr().cast(), bytes.len() as i32) } as usize;
+        let map = (server_chars != text.chars().count()).then(|| char_map(bytes, function));
+        Utf8Note { text: Cow::Owned(text), map }
+    }
+}
+
+/// For each UTF-8 character of the converted text, the database character it comes from:
+/// converts one database character at a time (only for encodings where some characters become
+/// several code points).
+fn char_map(bytes: &[u8], function: &'static str) -> Vec<usize> {
+    let mut map = Vec::with_capacity(bytes.len() + 1);
+    let (mut at, mut index) = (0, 0);
+    while at < bytes.len() {
+        // Safety: `at` is on a character boundary of valid server-encoded text.
+        let len = (unsafe { pg_sys::pg_mblen(bytes[at..].as_ptr().cast()) } as usize).max(1);
+        let one = convert(&bytes[at..(at + len).min(bytes.len())], pg_sys::pg_enc::PG_UTF8 as i32, true, function);
+        let code_points = String::from_utf8_lossy(&one).chars().count();
+        map.extend(std::iter::repeat_n(index, code_points));
+        at += len;
+        index += 1;
+    }
+    map.push(index);
+    map
+}
+
+/// Converts `bytes` from the server encoding to `encoding` (`to_other`) or back; a character
+/// with no equivalent raises 22021.
+fn convert(bytes: &[u8], encoding: i32, to_other: bool, function: &'static str) -> Vec<u8> {
+    let len = bytes.len() as i32;
+    // PostgreSQL's conversions read a NUL-terminated string of `len` bytes.
+    let mut owned = Vec::with_capacity(bytes.len() + 1);
+    owned.extend_from_slice(bytes);
+    owned.push(0);
+    let ptr = owned.as_ptr() as *const std::ffi::c_char;
+    pgrx::PgTryBuilder::new(|| {
+        // Safety: `ptr` points at `len` bytes and a NUL; the result is `ptr` itself when no
+        // conversion is needed, else a palloc'd NUL-terminated string.
+        let out = unsafe {
+            if to_other {
+                pg_sys::pg_server_to_any(ptr, len, encoding)
+            } else {
+                pg_sys::pg_any_to_server(ptr, len, encoding)
+            }
+        };
+        // Safety: as above, NUL-terminated.
+        unsafe { CStr::from_ptr(out) }.to_bytes().to_vec()
+    })
+    .catch_others(|e| {
+        let message = match &e {
+            pgrx::pg_sys::panic::CaughtError::PostgresError(r)
+            | pgrx::pg_sys::panic::CaughtError::ErrorReport(r)
+            | pgrx::pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+        };
+        not_in_repertoire(format!("text cannot be converted between {} and UTF8: {message}", encoding_name()), function)
+    })
+    .execute()
+}
+
+/// UTF-8 text in the server encoding (borrowed where nothing changes).
+pub fn to_server<'a>(text: &'a str, function: &'static str) -> Cow<'a, [u8]> {
+    if database_is_utf8() || text.is_ascii() {
+        Cow::Borrowed(text.as_bytes())
+    } else {
+        Cow::Owned(convert(text.as_bytes(), pg_sys::pg_enc::PG_UTF8 as i32, false, function))
+    }
+}
+
+fn bytes_to_text(bytes: &[u8]) -> pg_sys::Datum {
+    // Safety: copies `bytes` into a new palloc'd text.
+    unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(bytes.as_ptr().cast(), bytes.len() as i32)) }
+}
+
+/// A jsonb result built from UTF-8 JSON, entered in the server encoding.
+pub struct DbJsonb(pub serde_json::Value);
+
+impl IntoDatum for DbJsonb {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        let json = serde_json::to_string(&self.0).expect("a serde_json value serialises");
+        let mut bytes = to_server(&json, "biomed_ner").into_owned();
+        bytes.push(0);
+        // Safety: jsonb_in reads a NUL-terminated string in the server encoding.
+        unsafe { pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(bytes.as_ptr()))]) }
+    }
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
+// Safety: `DbJsonb` is written as SQL `jsonb`.
+unsafe impl SqlTranslatable for DbJsonb {
+    const TYPE_IDENT: &'static str = concat!(module_path!(), "::DbJsonb");
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
+}
+
+/// A text result from UTF-8, written in the server encoding.
+pub struct DbText(pub String);
+
+impl IntoDatum for DbText {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(bytes_to_text(&to_server(&self.0, "biomed_ner")))
+    }
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::TEXTOID
+    }
+}
+
+// Safety: `DbText` is written as SQL `text`.
+unsafe impl SqlTranslatable for DbText {
+    const TYPE_IDENT: &'static str = concat!(module_path!(), "::DbText");
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("text"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("text")));
+}
