@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# SQL fuzz: generated hostile notes through every entry point (biomed_ner, its array form,
+# biomed_ner_entities, the trigger, biomed_ner_bulk) in a UTF8, a LATIN1 and a SQL_ASCII
+# database of a throw-away PostgreSQL 15 cluster. Checks every offset with substr, that the
+# forms agree, and that no backend crashed (server log, postmaster start time).
+#   tests/robustness/fuzz.sh [NOTES]     (default 3000 per UTF8 database; CI runs a short one)
+# Run as root after `cargo pgrx install`. Model: BIOMED_NER_FUZZ_MODEL, default the small
+# fixture model (fast); '' for the bundled model.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-3000}
+. scripts/cluster.sh
+export PGCLIENTENCODING=UTF8
+MODEL=${BIOMED_NER_FUZZ_MODEL-$(scripts/fixtures-for-postgres)/v3_base_like}
+start_cluster 54341
+started=$(cluster_psql -d postgres -Atc "SELECT pg_postmaster_start_time()")
+cat tests/pg_regress/helpers.sql tests/robustness/notes.sql > "$PGDATA_DIR/notes.sql"; chown postgres "$PGDATA_DIR/notes.sql"
+fails=0; checks=0
+check() { # NAME VALUE: VALUE must be 't'
+    checks=$((checks + 1))
+    if [ "$2" = t ]; then echo "ok   $1"; else echo "FAIL $1 ($2)"; fails=$((fails + 1)); fi
+}
+run_db() { # DB ENCODING NOTES LATIN1
+    local db=$1 enc=$2 n=$3 latin1=$4
+    cluster_psql -d postgres -c "CREATE DATABASE $db ENCODING '$enc' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    local sql="SET client_encoding = 'UTF8'; SET biomed_ner.model = '$MODEL';"
+    cluster_psql -d "$db" -c "CREATE EXTENSION biomed_ner" -f "$PGDATA_DIR/notes.sql" >/dev/null
+    cluster_psql -d "$db" -c "$sql" -c "
+        CREATE TABLE notes (id int PRIMARY KEY, body text, entities jsonb);
+        CREATE TRIGGER annotate BEFORE INSERT OR UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION biomed_ner_annotate('body', 'entities');
+        INSERT INTO notes (id, body) SELECT i, fuzz_note(i, $latin1) FROM generate_series(1, $n) i;
+        CREATE TABLE scalar AS SELECT id, biomed_ner(body) AS e FROM notes;" >/dev/null
+    check "$db: $n notes, scalar spans" "$(cluster_psql -d "$db" -Atc "SELECT bool_and(spans_ok(n.body, s.e)) FROM notes n JOIN scalar s USING (id)")"
+    check "$db: trigger equals scalar" "$(cluster_psql -d "$db" -Atc "SELECT bool_and(n.entities = s.e) FROM notes n JOIN scalar s USING (id)")"
+    check "$db: array equals scalar" "$(cluster_psql -d "$db" -c "$sql" -Atc "
+        SELECT bool_and(same_entities(u.a, s.e))
+        FROM (SELECT id / 16 AS g, array_agg(id ORDER BY id) ids, biomed_ner(array_agg(body ORDER BY id)) r FROM notes GROUP BY 1) b,
+             unnest(b.ids, b.r) u(id, a) JOIN scalar s USING (id)" | tail -1)"
+    check "$db: entities spans" "$(cluster_psql -d "$db" -c "$sql" -Atc "
+        SELECT coalesce(bool_and(start_pos < end_pos AND substr(n.body, start_pos + 1, end_pos - start_pos) = x.word), true)
+        FROM notes n, biomed_ner_entities(n.body) x" | tail -1)"
+    check "$db: bulk equals scalar" "$(cluster_psql -d "$db" -c "$sql" -Atc "
+        SELECT count(*) = $n AND bool_and(same_entities(b.entities, s.e))
+        FROM biomed_ner_bulk('SELECT id, body FROM notes', 32) b JOIN scalar s USING (id)" | tail -1)"
+    echo "     $db: $(cluster_psql -d "$db" -Atc "SELECT sum(jsonb_array_length(e)) FROM scalar") entities, $(cluster_psql -d "$db" -Atc "SELECT sum(length(body)) FROM notes") characters"
+}
+t0=$SECONDS
+run_db fuzz_utf8 UTF8 "$N" false
+run_db fuzz_latin1 LATIN1 "$((N / 2))" true
+# SQL_ASCII: ASCII notes are annotated; any byte over 127 is 22021, never a crash.
+cluster_psql -d postgres -c "CREATE DATABASE fuzz_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+export PGCLIENTENCODING=SQL_ASCII
+cluster_psql -d fuzz_ascii -c "CREATE EXTENSION biomed_ner" -f "$PGDATA_DIR/notes.sql" >/dev/null
+ascii=$(cluster_psql -d fuzz_ascii -c "SET biomed_ner.model = '$MODEL'" -Atc "
+    DO \$\$ DECLARE t text; e jsonb; refused int := 0; BEGIN
+      FOR i IN 1..$((N / 4)) LOOP
+        t := fuzz_note(i, true);
+        BEGIN
+          e := biomed_ner(t);
+          IF t !~ '^[\x01-\x7f]*$' THEN RAISE EXCEPTION 'note % has bytes over 127 and was annotated', i; END IF;
+          IF NOT spans_ok(t, e) THEN RAISE EXCEPTION 'note %: spans', i; END IF;
+        EXCEPTION WHEN character_not_in_repertoire THEN
+          IF t ~ '^[\x01-\x7f]*$' THEN RAISE EXCEPTION 'ASCII note % refused', i; END IF;
+          refused := refused + 1;
+        END;
+      END LOOP;
+      RAISE NOTICE 'refused %', refused;
+    END \$\$; SELECT 't'" 2>&1 | tail -1)
+export PGCLIENTENCODING=UTF8
+check "fuzz_ascii: $((N / 4)) notes, ASCII annotated, other bytes 22021" "$ascii"
+check "no backend crashed (postmaster start time unchanged)" "$([ "$started" = "$(cluster_psql -d postgres -Atc "SELECT pg_postmaster_start_time()")" ] && echo t || echo f)"
+check "server log has no crash" "$(grep -qE 'terminated by signal|was terminated|server process .* exited' "$PGDATA_DIR/server.log" && echo f || echo t)"
+echo "fuzz: $N + $((N / 2)) + $((N / 4)) notes in $((SECONDS - t0)) s"
+echo "fuzz: $((checks - fails)) passed, $fails failed"
+exit $((fails > 0))
