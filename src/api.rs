@@ -107,7 +107,9 @@ fn bulk_id(row: &pgrx::spi::SpiHeapTupleData, type_oid: pg_sys::Oid) -> Option<i
         pg_sys::INT4OID => row.get::<i32>(1).map(|v| v.map(i64::from)),
         _ => row.get::<i16>(1).map(|v| v.map(i64::from)),
     };
-    id.unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, format!("id column: {e}"), "", BULK))
+    id.unwrap_or_else(|e| {
+        raise(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, format!("id column: {e}"), "Return the row's integer id first.", BULK)
+    })
 }
 
 impl Bulk {
@@ -123,7 +125,12 @@ impl Bulk {
                 )
             });
             let table = cursor.fetch(self.batch_rows).unwrap_or_else(|e| {
-                raise(PgSqlErrorCode::ERRCODE_INVALID_CURSOR_STATE, format!("cannot read the query's rows: {e}"), "", BULK)
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_CURSOR_STATE,
+                    format!("cannot read the query's rows: {e}"),
+                    "Run the query of biomed_ner_bulk alone to see whether it works.",
+                    BULK,
+                )
             });
             let id_type = table.column_type_oid(1).map(|o| o.value()).unwrap_or(pg_sys::InvalidOid);
             if !table.is_empty() && ![pg_sys::INT2OID, pg_sys::INT4OID, pg_sys::INT8OID].contains(&id_type) {
@@ -137,7 +144,12 @@ impl Bulk {
             let rows: Vec<_> = table
                 .map(|row| {
                     let text = row.get::<Note>(2).unwrap_or_else(|e| {
-                        raise(PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, format!("text column: {e}"), "", BULK)
+                        raise(
+                            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                            format!("text column: {e}"),
+                            "Return the text as the second column.",
+                            BULK,
+                        )
                     });
                     (bulk_id(&row, id_type), text.map(|t| t.0.to_vec()))
                 })

@@ -10,12 +10,9 @@ CREATE DATABASE biomed_ner_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' 
 CREATE DATABASE biomed_ner_sql_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
 \c biomed_ner_latin1
 SET client_encoding = 'UTF8';
-CREATE EXTENSION biomed_ner;
 \set ECHO none
-\i tests/pg_regress/helpers.sql
+\i tests/pg_regress/new_database.sql
 \set ECHO all
-\getenv fixture BIOMED_NER_FIXTURE
-SET biomed_ner.model = :'fixture';
 SHOW server_encoding;
 -- The same entities as in UTF8, spans in characters.
 SELECT md5(convert_to(biomed_ner(t)::text, 'UTF8')) AS latin1_entities
@@ -41,12 +38,9 @@ SELECT bool_and(same_entities) AS bulk_matches FROM (
 SELECT expect_error($$SELECT * FROM biomed_ner_bulk('SELECT 1, ''fièvre''::text')$$);
 \c biomed_ner_sql_ascii
 SET client_encoding = 'SQL_ASCII';
-CREATE EXTENSION biomed_ner;
 \set ECHO none
-\i tests/pg_regress/helpers.sql
+\i tests/pg_regress/new_database.sql
 \set ECHO all
-\getenv fixture BIOMED_NER_FIXTURE
-SET biomed_ner.model = :'fixture';
 -- ASCII works; bytes over 127 have no meaning in SQL_ASCII: 22021 from every entry point.
 SELECT jsonb_array_length(biomed_ner('Fever and cough.')) >= 0 AS ascii_works;
 SELECT expect_error($$SELECT biomed_ner(E'caf\351')$$);
