@@ -253,21 +253,9 @@ pub fn annotate_notes(items: &[Option<Note>], function: &'static str) -> Vec<Opt
             if note.text.is_empty() {
                 return Some(Vec::new());
             }
-            let entities = results.next().expect("one result per non-empty text");
-            Some(if note.maps_offsets() { entities.into_iter().map(|e| in_database_chars(e, note)).collect() } else { entities })
+            Some(note.in_database_chars(results.next().expect("one result per non-empty text")))
         })
         .collect()
-}
-
-/// An entity's span moved from UTF-8 characters to the database's characters (for encodings
-/// where one database character can become several code points); `word` stays the text of
-/// the span.
-fn in_database_chars(mut e: Entity, note: &Utf8Note) -> Entity {
-    let (start, end) = (note.offset(e.start), note.offset(e.end.max(e.start + 1) - 1) + 1);
-    let chars: Vec<char> = note.text.chars().collect();
-    e.word = (0..chars.len()).filter(|&i| (start..end).contains(&note.offset(i))).map(|i| chars[i]).collect();
-    (e.start, e.end) = (start, end);
-    e
 }
 
 /// [`annotate_notes`] as jsonb in the pipeline's shape.

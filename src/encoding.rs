@@ -18,6 +18,7 @@ use pgrx::nullable::Nullable;
 use pgrx::pgrx_sql_entity_graph::metadata::{
     ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
 };
+use deberta_ner::Entity;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 use crate::error::raise;
@@ -81,6 +82,20 @@ macro_rules! box_ret_via_into_datum {
 }
 box_ret_via_into_datum!(DbJsonb, DbText);
 
+/// Maps a Rust type to the SQL type it is read from and written as.
+macro_rules! sql_type {
+    ($($t:ty => $ident:literal as $sql:literal),*) => {$(
+        // Safety: the type's FromDatum/IntoDatum read and write exactly this SQL type.
+        unsafe impl SqlTranslatable for $t {
+            const TYPE_IDENT: &'static str = concat!(module_path!(), "::", $ident);
+            const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+            const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal($sql));
+            const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal($sql)));
+        }
+    )*};
+}
+sql_type!(Note<'_> => "Note" as "text", DbJsonb => "DbJsonb" as "jsonb", DbText => "DbText" as "text");
+
 impl IntoDatum for Note<'_> {
     fn into_datum(self) -> Option<pg_sys::Datum> {
         Some(bytes_to_text(self.0))
@@ -91,14 +106,6 @@ impl IntoDatum for Note<'_> {
     fn is_compatible_with(other: pg_sys::Oid) -> bool {
         [pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID].contains(&other)
     }
-}
-
-// Safety: `Note` is read from and written as SQL `text`.
-unsafe impl SqlTranslatable for Note<'_> {
-    const TYPE_IDENT: &'static str = concat!(module_path!(), "::Note");
-    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("text"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("text")));
 }
 
 /// A note converted to UTF-8 for the engine, with what is needed to give offsets back in
@@ -112,16 +119,24 @@ pub struct Utf8Note<'a> {
 }
 
 impl Utf8Note<'_> {
-    /// The database character offset of UTF-8 character offset `i`.
-    pub fn offset(&self, i: usize) -> usize {
-        match &self.map {
-            None => i,
-            Some(m) => m[i.min(m.len() - 1)],
-        }
-    }
-
-    pub fn maps_offsets(&self) -> bool {
-        self.map.is_some()
+    /// `entities` of this note with their spans in the database's characters (unchanged where
+    /// both count alike). A span starting or ending inside a database character that became
+    /// several code points grows to the whole character, and `word` stays the text of the span.
+    pub fn in_database_chars(&self, entities: Vec<Entity>) -> Vec<Entity> {
+        let Some(map) = &self.map else { return entities };
+        let chars: Vec<char> = self.text.chars().collect();
+        // The map never decreases: the code points of database characters [s, e) are one run.
+        let run = |s: usize, e: usize| map.partition_point(|&c| c < s)..map[..chars.len()].partition_point(|&c| c < e);
+        entities
+            .into_iter()
+            .map(|mut e| {
+                let start = map[e.start.min(chars.len())];
+                let end = map[e.end.max(e.start + 1).min(chars.len()) - 1] + 1;
+                e.word = chars[run(start, end)].iter().collect();
+                (e.start, e.end) = (start, end);
+                e
+            })
+            .collect()
     }
 }
 
@@ -136,10 +151,6 @@ pub fn database_is_utf8() -> bool {
 
 /// The database's encoding by name (`UTF8`, `LATIN1`, ...).
 pub fn database_encoding() -> String {
-    encoding_name()
-}
-
-fn encoding_name() -> String {
     // Safety: returns a static C string.
     unsafe { CStr::from_ptr(pg_sys::GetDatabaseEncodingName()) }.to_string_lossy().into_owned()
 }
@@ -179,7 +190,7 @@ impl<'a> Note<'a> {
                 function,
             );
         }
-        let text = convert(bytes, pg_sys::pg_enc::PG_UTF8 as i32, true, function);
+        let text = convert(bytes, true, function);
         let text = String::from_utf8(text)
             .unwrap_or_else(|e| not_in_repertoire(format!("conversion to UTF-8 failed: {e}"), function));
         // Safety: `bytes` is valid text of the server encoding (it came from the database).
@@ -198,7 +209,7 @@ fn char_map(bytes: &[u8], function: &'static str) -> Vec<usize> {
     while at < bytes.len() {
         // Safety: `at` is on a character boundary of valid server-encoded text.
         let len = (unsafe { pg_sys::pg_mblen(bytes[at..].as_ptr().cast()) } as usize).max(1);
-        let one = convert(&bytes[at..(at + len).min(bytes.len())], pg_sys::pg_enc::PG_UTF8 as i32, true, function);
+        let one = convert(&bytes[at..(at + len).min(bytes.len())], true, function);
         let code_points = String::from_utf8_lossy(&one).chars().count();
         map.extend(std::iter::repeat_n(index, code_points));
         at += len;
@@ -208,9 +219,10 @@ fn char_map(bytes: &[u8], function: &'static str) -> Vec<usize> {
     map
 }
 
-/// Converts `bytes` from the server encoding to `encoding` (`to_other`) or back; a character
-/// with no equivalent raises 22021.
-fn convert(bytes: &[u8], encoding: i32, to_other: bool, function: &'static str) -> Vec<u8> {
+/// Converts `bytes` from the server encoding to UTF-8 (`to_utf8`) or back; a character with no
+/// equivalent raises 22021.
+fn convert(bytes: &[u8], to_utf8: bool, function: &'static str) -> Vec<u8> {
+    let utf8 = pg_sys::pg_enc::PG_UTF8 as i32;
     let len = bytes.len() as i32;
     // PostgreSQL's conversions read a NUL-terminated string of `len` bytes.
     let mut owned = Vec::with_capacity(bytes.len() + 1);
@@ -221,10 +233,10 @@ fn convert(bytes: &[u8], encoding: i32, to_other: bool, function: &'static str) 
         // Safety: `ptr` points at `len` bytes and a NUL; the result is `ptr` itself when no
         // conversion is needed, else a palloc'd NUL-terminated string.
         let out = unsafe {
-            if to_other {
-                pg_sys::pg_server_to_any(ptr, len, encoding)
+            if to_utf8 {
+                pg_sys::pg_server_to_any(ptr, len, utf8)
             } else {
-                pg_sys::pg_any_to_server(ptr, len, encoding)
+                pg_sys::pg_any_to_server(ptr, len, utf8)
             }
         };
         // Safety: as above, NUL-terminated.
@@ -236,7 +248,7 @@ fn convert(bytes: &[u8], encoding: i32, to_other: bool, function: &'static str) 
             | pgrx::pg_sys::panic::CaughtError::ErrorReport(r)
             | pgrx::pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
         };
-        not_in_repertoire(format!("text cannot be converted between {} and UTF8: {message}", encoding_name()), function)
+        not_in_repertoire(format!("text cannot be converted between {} and UTF8: {message}", database_encoding()), function)
     })
     .execute()
 }
@@ -246,7 +258,7 @@ pub fn to_server<'a>(text: &'a str, function: &'static str) -> Cow<'a, [u8]> {
     if database_is_utf8() || text.is_ascii() {
         Cow::Borrowed(text.as_bytes())
     } else {
-        Cow::Owned(convert(text.as_bytes(), pg_sys::pg_enc::PG_UTF8 as i32, false, function))
+        Cow::Owned(convert(text.as_bytes(), false, function))
     }
 }
 
@@ -271,14 +283,6 @@ impl IntoDatum for DbJsonb {
     }
 }
 
-// Safety: `DbJsonb` is written as SQL `jsonb`.
-unsafe impl SqlTranslatable for DbJsonb {
-    const TYPE_IDENT: &'static str = concat!(module_path!(), "::DbJsonb");
-    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
-}
-
 /// A text result from UTF-8, written in the server encoding.
 pub struct DbText(pub String);
 
@@ -289,12 +293,4 @@ impl IntoDatum for DbText {
     fn type_oid() -> pg_sys::Oid {
         pg_sys::TEXTOID
     }
-}
-
-// Safety: `DbText` is written as SQL `text`.
-unsafe impl SqlTranslatable for DbText {
-    const TYPE_IDENT: &'static str = concat!(module_path!(), "::DbText");
-    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("text"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("text")));
 }

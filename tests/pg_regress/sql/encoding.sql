@@ -8,6 +8,7 @@ SELECT md5(biomed_ner(t)::text) AS utf8_entities
 FROM (VALUES ('Fièvre à 39 °C, toux sèche; café crème × 2 - naïve patient.')) v(t);
 CREATE DATABASE biomed_ner_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
 CREATE DATABASE biomed_ner_sql_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+CREATE DATABASE biomed_ner_euc_jis_2004 ENCODING 'EUC_JIS_2004' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
 \c biomed_ner_latin1
 SET client_encoding = 'UTF8';
 \set ECHO none
@@ -36,6 +37,20 @@ SELECT bool_and(same_entities) AS bulk_matches FROM (
     FROM biomed_ner_bulk('SELECT id, body FROM notes') b JOIN notes n USING (id)) s;
 -- A query with non-ASCII constants cannot pass through SPI from Rust here: refused clearly.
 SELECT expect_error($$SELECT * FROM biomed_ner_bulk('SELECT 1, ''fièvre''::text')$$);
+\c biomed_ner_euc_jis_2004
+SET client_encoding = 'UTF8';
+\set ECHO none
+\i tests/pg_regress/new_database.sql
+\set ECHO all
+-- Here one database character can be two code points (か゚ is U+304B U+309A): spans are mapped
+-- back to the database's characters, and substr still matches.
+SELECT length('か゚') AS database_chars, octet_length(convert_to('か゚', 'UTF8')) AS utf8_bytes_of_two_code_points;
+SELECT count(*) AS entities,
+       bool_and(substr(t, (e->>'start')::int + 1, (e->>'end')::int - (e->>'start')::int) = e->>'word') AS substr_matches,
+       bool_and((e->>'end')::int <= length(t)) AS inside
+FROM (VALUES ('か゚ fever か゚か゚ cough and か゚ pain')) v(t), jsonb_array_elements(biomed_ner(t)) e;
+SELECT bool_and(substr(t, start_pos + 1, end_pos - start_pos) = word) AS entities_substr
+FROM (VALUES ('か゚ fever か゚か゚ cough and か゚ pain')) v(t), biomed_ner_entities(t);
 \c biomed_ner_sql_ascii
 SET client_encoding = 'SQL_ASCII';
 \set ECHO none
