@@ -13,6 +13,7 @@
 //!   not parse), so a role that may not read server files gets them without the details,
 //!   which go to the server log only.
 
+use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -56,11 +57,17 @@ pub struct ModelSource {
     pub details: bool,
 }
 
+/// The refusal of a model folder, at `SET` ([`crate::gucs`]) and at load: the same words
+/// whether the folder exists or not.
+pub const FOLDER_REFUSED: &CStr = c"only superusers and members of pg_read_server_files may set biomed_ner.model to a folder";
+pub const FOLDER_REFUSED_HINT: &CStr =
+    c"Choose a model by name from the folders in biomed_ner.model_path (SET biomed_ner.model = 'NAME'), or '' for the bundled model.";
+
 fn not_allowed(function: &'static str) -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        "only superusers and members of pg_read_server_files may set biomed_ner.model to a folder",
-        "Choose a model by name from the folders in biomed_ner.model_path (SET biomed_ner.model = 'NAME'), or '' for the bundled model.",
+        FOLDER_REFUSED.to_string_lossy(),
+        FOLDER_REFUSED_HINT.to_string_lossy(),
         function,
     )
 }

@@ -16,7 +16,7 @@ pub fn raise_engine(e: deberta_ner::Error, function: &'static str) -> ! {
                       (or pytorch_model.bin) that the server can read, or to '' for the bundled model.";
     let (code, hint): (PgSqlErrorCode, String) = match &e {
         E::ModelNotFound { .. } | E::MissingFile { .. } => (PgSqlErrorCode::ERRCODE_UNDEFINED_FILE, model_hint.into()),
-        E::BadFile { reason, .. } if reason.contains("ermission denied") => (
+        _ if permission_denied(&e) => (
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "The server runs as its own operating-system user: give it read access to the model folder and its files.".into(),
         ),
@@ -48,6 +48,11 @@ pub fn raise_engine(e: deberta_ner::Error, function: &'static str) -> ! {
     raise(code, e.to_string(), hint, function)
 }
 
+/// Whether `e` is the operating system refusing the server a model file or folder.
+fn permission_denied(e: &deberta_ner::Error) -> bool {
+    matches!(e, deberta_ner::Error::BadFile { reason, .. } if reason.contains("ermission denied"))
+}
+
 /// Raises an error from loading the model `setting` (the value of `biomed_ner.model`). Without
 /// `details` (a role that may not read server files) the message keeps the kind of failure and
 /// the SQLSTATE but not the paths and file content it would quote; the full message goes to
@@ -61,7 +66,7 @@ pub fn raise_load_error(e: deberta_ner::Error, setting: &str, details: bool, fun
         .report(PgLogLevel::LOG_SERVER_ONLY);
     let (code, what) = match &e {
         E::ModelNotFound { .. } | E::MissingFile { .. } => (PgSqlErrorCode::ERRCODE_UNDEFINED_FILE, "a file it needs is missing"),
-        E::BadFile { reason, .. } if reason.contains("ermission denied") => {
+        _ if permission_denied(&e) => {
             (PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, "the server may not read its files")
         }
         E::BadFile { .. } => (PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR, "one of its files is not valid"),

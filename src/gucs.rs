@@ -84,13 +84,8 @@ unsafe extern "C-unwind" fn check_model(
     // Safety: the GUC_check_err* globals take palloc'd strings, as GUC_check_errmsg() does.
     unsafe {
         pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
-        pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(
-            c"only superusers and members of pg_read_server_files may set biomed_ner.model to a folder".as_ptr(),
-        );
-        pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(
-            c"Choose a model by name from the folders in biomed_ner.model_path (SET biomed_ner.model = 'NAME'), or '' for the bundled model."
-                .as_ptr(),
-        );
+        pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(crate::access::FOLDER_REFUSED.as_ptr());
+        pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(crate::access::FOLDER_REFUSED_HINT.as_ptr());
     }
     false
 }
@@ -250,21 +245,17 @@ pub fn batch_size() -> usize {
     BATCH_SIZE.get() as usize
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+/// A thread-count setting's value; 0 means one per core.
+fn thread_count(setting: &GucSetting<i32>) -> usize {
+    match setting.get() {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n as usize,
+    }
 }
 
-/// Resolved thread count: `threads` (0 means one per core), capped at `max_threads`.
+/// Resolved thread count: `threads`, capped at `max_threads`.
 pub fn threads() -> usize {
-    let ceiling = match MAX_THREADS.get() {
-        0 => cores(),
-        n => n as usize,
-    };
-    let wanted = match THREADS.get() {
-        0 => cores(),
-        n => n as usize,
-    };
-    wanted.min(ceiling).max(1)
+    thread_count(&THREADS).min(thread_count(&MAX_THREADS)).max(1)
 }
 
 /// `biomed_ner.model_path`, its folders in order.
