@@ -56,15 +56,18 @@ impl ModelFiles {
         };
         let config = need("config.json")?;
         let tokenizer = need("tokenizer.json")?;
-        let weights = if let Ok(p) = need("model.safetensors") {
-            Weights::Safetensors(p)
-        } else if let Ok(p) = need("pytorch_model.bin") {
-            Weights::PytorchBin(p)
-        } else {
-            return Err(Error::MissingFile {
-                file: "model.safetensors or pytorch_model.bin".into(),
-                dir: dir.clone(),
-            });
+        // Either weights file; a file that is there but unreadable says so.
+        let weights = match need("model.safetensors").map(Weights::Safetensors) {
+            Err(Error::MissingFile { .. }) => match need("pytorch_model.bin").map(Weights::PytorchBin) {
+                Err(Error::MissingFile { .. }) => {
+                    return Err(Error::MissingFile {
+                        file: "model.safetensors or pytorch_model.bin".into(),
+                        dir: dir.clone(),
+                    })
+                }
+                other => other?,
+            },
+            other => other?,
         };
         Ok(Self { dir, config, tokenizer, weights })
     }
