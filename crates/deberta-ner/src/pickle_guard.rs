@@ -114,49 +114,27 @@ pub fn check_pickle(data: &[u8]) -> std::result::Result<(), String> {
                 stack.push(LEAF);
                 new_objects = 1;
             }
-            b'K' | b'q' | b'h' => {
-                let arg = *r.first().ok_or("truncated pickle")? as u32;
-                take(&mut r, 1)?;
-                match op {
-                    b'K' => {
-                        stack.push(LEAF);
-                        new_objects = 1;
-                    }
-                    b'q' => {
-                        memo.insert(arg, *stack.last().ok_or("pickle memoizes an empty stack")?);
-                    }
-                    _ => {
-                        let s = *memo.get(&arg).ok_or("pickle reads a missing memo entry")?;
-                        stack.push(s);
-                        new_objects = s.size;
-                    }
-                }
+            b'K' | b'M' | b'J' | b'G' => {
+                // BININT1, BININT2, BININT, BINFLOAT: a number of 1, 2, 4 or 8 bytes.
+                take(&mut r, match op { b'K' => 1, b'M' => 2, b'J' => 4, _ => 8 })?;
+                stack.push(LEAF);
+                new_objects = 1;
             }
-            b'r' | b'j' => {
-                let arg = u32_at(r)?;
-                take(&mut r, 4)?;
-                if op == b'r' {
-                    memo.insert(arg, *stack.last().ok_or("pickle memoizes an empty stack")?);
+            b'q' | b'r' | b'h' | b'j' => {
+                // BINPUT/LONG_BINPUT and BINGET/LONG_BINGET: a memo id of 1 or 4 bytes.
+                let id = if matches!(op, b'q' | b'h') {
+                    *r.first().ok_or("truncated pickle")? as u32
                 } else {
-                    let s = *memo.get(&arg).ok_or("pickle reads a missing memo entry")?;
+                    u32_at(r)?
+                };
+                take(&mut r, if matches!(op, b'q' | b'h') { 1 } else { 4 })?;
+                if matches!(op, b'q' | b'r') {
+                    memo.insert(id, *stack.last().ok_or("pickle memoizes an empty stack")?);
+                } else {
+                    let s = *memo.get(&id).ok_or("pickle reads a missing memo entry")?;
                     stack.push(s);
                     new_objects = s.size;
                 }
-            }
-            b'M' => {
-                take(&mut r, 2)?;
-                stack.push(LEAF);
-                new_objects = 1;
-            }
-            b'J' => {
-                take(&mut r, 4)?;
-                stack.push(LEAF);
-                new_objects = 1;
-            }
-            b'G' => {
-                take(&mut r, 8)?;
-                stack.push(LEAF);
-                new_objects = 1;
             }
             b'X' => {
                 let len = u32_at(r)? as usize;
