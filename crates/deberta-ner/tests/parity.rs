@@ -225,15 +225,23 @@ fn pytorch_bin_weights_load_like_safetensors() {
     }
 }
 
-#[test]
-fn a_tensor_of_the_wrong_shape_is_named() {
-    let dir = std::env::temp_dir().join(format!("deberta-ner-shape-{}", std::process::id()));
+/// A new temporary model folder holding `files` of the v3_base_like fixture; the test writes
+/// the rest and removes it.
+fn scratch_model(test: &str, files: &[&str]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("deberta-ner-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let src = fixtures().join("models/v3_base_like");
-    for f in ["tokenizer.json", "model.safetensors"] {
+    for f in files {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }
+    dir
+}
+
+#[test]
+fn a_tensor_of_the_wrong_shape_is_named() {
+    let dir = scratch_model("shape", &["tokenizer.json", "model.safetensors"]);
+    let src = fixtures().join("models/v3_base_like");
     let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
     cfg["intermediate_size"] = 100.into();
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
@@ -324,13 +332,7 @@ fn write_pth(path: &std::path::Path, pickle: &[u8]) {
 
 #[test]
 fn a_hostile_pickle_is_refused_not_a_crash() {
-    let dir = std::env::temp_dir().join(format!("deberta-ner-pickle-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = fixtures().join("models/v3_base_like");
-    for f in ["tokenizer.json", "config.json"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
+    let dir = scratch_model("pickle", &["tokenizer.json", "config.json"]);
     // The reported crash (signal 11 in candle's reader): lists nested 100,000 deep, 200 KB.
     let mut p = vec![0x80, 2];
     p.extend(std::iter::repeat_n(b']', 100_000));
