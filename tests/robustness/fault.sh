@@ -12,11 +12,7 @@ cd "$(dirname "$0")/../.."
 export PGCLIENTENCODING=UTF8
 MODEL=${BIOMED_NER_FUZZ_MODEL-$(scripts/fixtures-for-postgres)/v3_base_like}
 start_cluster 54351
-fails=0; checks=0
-check() { # NAME VALUE: VALUE must be 't'
-    checks=$((checks + 1))
-    if [ "$2" = t ]; then echo "ok   $1"; else echo "FAIL $1 ($2)"; fails=$((fails + 1)); fi
-}
+. tests/robustness/lib.sh
 sql() { cluster_psql -d faults -Atc "$1"; }
 started() { cluster_psql -d postgres -Atc "SELECT pg_postmaster_start_time()"; }
 wait_for() { # SQL: polls until it returns t (30 s at most)
@@ -87,5 +83,4 @@ check "restore: materialized view refreshes" "$(sql "REFRESH MATERIALIZED VIEW n
 
 check "cluster not restarted by any fault but the deliberate stop" "$([ "$t0" = "$(started)" ] && echo t || echo f)"
 check "server log has no crash" "$(grep -qE 'terminated by signal|server process .* was terminated by' "$PGDATA_DIR/server.log" && echo f || echo t)"
-echo "fault: $((checks - fails)) passed, $fails failed"
-exit $((fails > 0))
+summary fault

@@ -14,17 +14,13 @@ export PGCLIENTENCODING=UTF8
 MODEL=${BIOMED_NER_FUZZ_MODEL-$(scripts/fixtures-for-postgres)/v3_base_like}
 start_cluster 54341
 started=$(cluster_psql -d postgres -Atc "SELECT pg_postmaster_start_time()")
-cat tests/pg_regress/helpers.sql tests/robustness/notes.sql > "$PGDATA_DIR/notes.sql"; chown postgres "$PGDATA_DIR/notes.sql"
-fails=0; checks=0
-check() { # NAME VALUE: VALUE must be 't'
-    checks=$((checks + 1))
-    if [ "$2" = t ]; then echo "ok   $1"; else echo "FAIL $1 ($2)"; fails=$((fails + 1)); fi
-}
+. tests/robustness/lib.sh
+HELPERS=$(helpers_sql)
 run_db() { # DB ENCODING NOTES LATIN1
     local db=$1 enc=$2 n=$3 latin1=$4
     cluster_psql -d postgres -c "CREATE DATABASE $db ENCODING '$enc' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
     local sql="SET client_encoding = 'UTF8'; SET biomed_ner.model = '$MODEL';"
-    cluster_psql -d "$db" -c "CREATE EXTENSION biomed_ner" -f "$PGDATA_DIR/notes.sql" >/dev/null
+    cluster_psql -d "$db" -c "CREATE EXTENSION biomed_ner" -f "$HELPERS" >/dev/null
     cluster_psql -d "$db" -c "$sql" -c "
         CREATE TABLE notes (id int PRIMARY KEY, body text, entities jsonb);
         CREATE TRIGGER annotate BEFORE INSERT OR UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION biomed_ner_annotate('body', 'entities');
@@ -50,7 +46,7 @@ run_db fuzz_latin1 LATIN1 "$((N / 2))" true
 # SQL_ASCII: ASCII notes are annotated; any byte over 127 is 22021, never a crash.
 cluster_psql -d postgres -c "CREATE DATABASE fuzz_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
 export PGCLIENTENCODING=SQL_ASCII
-cluster_psql -d fuzz_ascii -c "CREATE EXTENSION biomed_ner" -f "$PGDATA_DIR/notes.sql" >/dev/null
+cluster_psql -d fuzz_ascii -c "CREATE EXTENSION biomed_ner" -f "$HELPERS" >/dev/null
 ascii=$(cluster_psql -d fuzz_ascii -c "SET biomed_ner.model = '$MODEL'" -Atc "
     DO \$\$ DECLARE t text; e jsonb; refused int := 0; BEGIN
       FOR i IN 1..$((N / 4)) LOOP
@@ -71,5 +67,4 @@ check "fuzz_ascii: $((N / 4)) notes, ASCII annotated, other bytes 22021" "$ascii
 check "no backend crashed (postmaster start time unchanged)" "$([ "$started" = "$(cluster_psql -d postgres -Atc "SELECT pg_postmaster_start_time()")" ] && echo t || echo f)"
 check "server log has no crash" "$(grep -qE 'terminated by signal|was terminated|server process .* exited' "$PGDATA_DIR/server.log" && echo f || echo t)"
 echo "fuzz: $N + $((N / 2)) + $((N / 4)) notes in $((SECONDS - t0)) s"
-echo "fuzz: $((checks - fails)) passed, $fails failed"
-exit $((fails > 0))
+summary fuzz

@@ -12,9 +12,9 @@ DURATION=${1:-300}; CLIENTS=${2:-8}; WARMUP=$((DURATION / 10 > 20 ? DURATION / 1
 . scripts/cluster.sh
 export PGCLIENTENCODING=UTF8
 CLUSTER_THREADS=1 start_cluster 54361 -c max_connections=40
-cat tests/pg_regress/helpers.sql tests/robustness/notes.sql > "$PGDATA_DIR/notes.sql"; chown postgres "$PGDATA_DIR/notes.sql"
+. tests/robustness/lib.sh
 cluster_psql -d postgres -c "CREATE DATABASE soak" >/dev/null
-cluster_psql -d soak -c "CREATE EXTENSION biomed_ner" -f "$PGDATA_DIR/notes.sql" >/dev/null
+cluster_psql -d soak -c "CREATE EXTENSION biomed_ner" -f "$(helpers_sql)" >/dev/null
 # Short clinical sentences, and every tenth a hostile note.
 cluster_psql -d soak -c "
     CREATE TABLE source AS SELECT i AS id, CASE WHEN i % 10 = 0 THEN fuzz_note(i) ELSE
@@ -59,7 +59,7 @@ crashes=$(grep -cE 'terminated by signal|was terminated' "$PGDATA_DIR/server.log
 growth=$(echo $samples | awk '{ k = int(NF / 3); if (k < 1) k = 1; for (i = 1; i <= k; i++) a += $i; for (i = NF - k + 1; i <= NF; i++) b += $i; printf "%.1f", 100 * (b - a) / a }')
 echo "soak: $DURATION s, $CLIENTS clients, pgbench exit $status: $rows rows, $missing without entities, $wrong with bad spans, $errors errors, $crashes crashes"
 echo "soak: client backends' private memory after ${WARMUP} s warm-up $((rss_warm / 1024)) MB ($n_warm backends), at the end $(( ${rss_end:-$rss_warm} / 1024)) MB; last third vs first third of the samples: ${growth}% (samples, kB: $samples)"
-ok=$([ "$status" = 0 ] && [ "$missing" = 0 ] && [ "$wrong" = 0 ] && [ "$errors" = 0 ] && [ "$crashes" = 0 ] \
-     && awk "BEGIN { exit !($growth < 5) }" && echo 1 || echo 0)
-echo "soak: $ok passed, $((1 - ok)) failed"
-exit $((1 - ok))
+check "no failed transaction, row without entities, bad span, error or crash" \
+    "$([ "$status" = 0 ] && [ "$missing" = 0 ] && [ "$wrong" = 0 ] && [ "$errors" = 0 ] && [ "$crashes" = 0 ] && echo t || echo f)"
+check "private memory within 5% (last third vs first third of the samples)" "$(awk "BEGIN { print ($growth < 5) ? \"t\" : \"f\" }")"
+summary soak
