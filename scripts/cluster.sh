@@ -1,6 +1,7 @@
 # Sourced by scripts and benchmarks: a throw-away PostgreSQL 15 cluster run as user postgres,
 # unix socket only, stopped and removed on exit. After `start_cluster PORT [postgres -c ...]`:
-# $PGDATA_DIR, $PG_PORT and `cluster_psql ARGS` (psql as postgres on it).
+# $PGDATA_DIR, $PG_PORT and `cluster_psql ARGS` (psql as postgres on it). Lines in $CLUSTER_CONF
+# go to postgresql.conf (unlike -c options, ALTER SYSTEM can override them).
 PG_BIN=/usr/lib/postgresql/15/bin
 
 start_cluster() {
@@ -9,6 +10,7 @@ start_cluster() {
     chown postgres:postgres "$PGDATA_DIR"; chmod 700 "$PGDATA_DIR"
     trap stop_cluster EXIT
     runuser -u postgres -- "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust --locale=C.UTF-8 >/dev/null
+    [ -z "${CLUSTER_CONF:-}" ] || printf '%s\n' "$CLUSTER_CONF" >>"$PGDATA_DIR/postgresql.conf"
     # The postmaster's environment is every backend's: no Rust backtraces in client errors.
     runuser -u postgres -- env -u RUST_BACKTRACE RAYON_NUM_THREADS="${CLUSTER_THREADS:-2}" OMP_NUM_THREADS="${CLUSTER_THREADS:-2}" \
         "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w \

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use crate::error::raise;
+use crate::error::{raise, Failure};
 use crate::gucs;
 
 /// Whether `value` is a model name: one path component of letters, digits, `.`, `_` and `-`,
@@ -93,17 +93,21 @@ pub fn resolve(value: &str, function: &'static str) -> ModelSource {
 
 /// The folder `name` in the first folder of `biomed_ner.model_path` that has it.
 fn find_in_model_path(name: &str, function: &'static str) -> PathBuf {
-    let roots = gucs::model_path();
+    find_in_roots(name, &gucs::model_path()).unwrap_or_else(|f| f.raise(true, function))
+}
+
+/// The folder `name` in the first of `roots` that has it, refusing one that leads out of its
+/// root. Plain file-system work, also done by the inference service.
+pub fn find_in_roots(name: &str, roots: &[String]) -> Result<PathBuf, Failure> {
     if roots.is_empty() {
-        raise(
+        return Err(Failure::new(
             PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
             format!("biomed_ner.model is the name \"{name}\", but biomed_ner.model_path lists no folders"),
             "An administrator sets biomed_ner.model_path (postgresql.conf or ALTER SYSTEM) to the folders that hold models; \
              a superuser can also set biomed_ner.model to a folder.",
-            function,
-        );
+        ));
     }
-    for root in &roots {
+    for root in roots {
         let candidate = Path::new(root).join(name);
         if std::fs::symlink_metadata(&candidate).is_err() {
             continue;
@@ -114,19 +118,17 @@ fn find_in_model_path(name: &str, function: &'static str) -> PathBuf {
             _ => false,
         };
         if !inside {
-            raise(
+            return Err(Failure::new(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("model \"{name}\" leads out of biomed_ner.model_path"),
                 "A model of biomed_ner.model_path must be a folder inside it, not a link to elsewhere.",
-                function,
-            );
+            ));
         }
-        return candidate;
+        return Ok(candidate);
     }
-    raise(
+    Err(Failure::new(
         PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
         format!("no model named \"{name}\" in biomed_ner.model_path"),
         "SHOW biomed_ner.model_path lists the folders searched; ask an administrator to put the model there.",
-        function,
-    )
+    ))
 }

@@ -180,31 +180,40 @@ impl Iterator for Bulk {
     }
 }
 
-/// What this backend runs: the model and where it came from, its labels, dtype, device,
-/// threads, load time and the notes it has annotated. Loads the model if needed.
+/// What runs this session's calls: the model and where it came from, its labels, dtype,
+/// device, threads, load time and the notes it has annotated, and `execution` (`backend` or
+/// `service`). In backend mode this loads the model if needed; in service mode it asks the
+/// service.
 #[pg_extern(volatile, parallel_safe)]
 fn biomed_ner_info() -> DbJsonb {
-    let m = backend::model("biomed_ner_info");
+    const INFO: &str = "biomed_ner_info";
     let o = backend::options();
-    let cfg = m.pipeline.model.config();
-    DbJsonb(serde_json::json!({
-        "model": m.pipeline.origin,
-        "bundled": m.pipeline.origin.starts_with("bundled:"),
-        "labels": m.pipeline.labels(),
-        "entity_types": cfg.labels.iter().filter(|l| *l != "O").map(|l| l.trim_start_matches("B-").trim_start_matches("I-")).collect::<std::collections::BTreeSet<_>>(),
-        "layers": cfg.num_hidden_layers,
-        "hidden_size": cfg.hidden_size,
-        "dtype": format!("{:?}", m.pipeline.model.dtype()).to_lowercase(),
-        "device": m.device_name,
-        "threads": gucs::threads(),
-        "max_memory_mb": gucs::max_memory_bytes() >> 20,
-        "database_encoding": crate::encoding::database_encoding(),
-        "aggregation": o.aggregation.as_str(),
-        "max_length": o.max_length,
-        "stride": o.stride,
-        "batch_size": o.batch_size,
-        "load_seconds": (m.pipeline.load_seconds * 1000.0).round() / 1000.0,
-        "notes_annotated": m.calls.load(Ordering::Relaxed),
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+    let mut info = match crate::service::serving_model(INFO) {
+        Some(facts) => facts,
+        None => {
+            let m = backend::model(INFO);
+            let mut facts = backend::model_facts(&m.pipeline);
+            facts.insert("execution".into(), "backend".into());
+            facts.insert("device".into(), m.device_name.into());
+            facts.insert("threads".into(), gucs::threads().into());
+            facts.insert("batch_size".into(), o.batch_size.into());
+            facts.insert("notes_annotated".into(), m.calls.load(Ordering::Relaxed).into());
+            facts
+        }
+    };
+    info.insert("max_memory_mb".into(), (gucs::max_memory_bytes() >> 20).into());
+    info.insert("database_encoding".into(), crate::encoding::database_encoding().into());
+    info.insert("aggregation".into(), o.aggregation.as_str().into());
+    info.insert("max_length".into(), o.max_length.into());
+    info.insert("stride".into(), o.stride.into());
+    info.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    DbJsonb(serde_json::Value::Object(info))
+}
+
+/// The shared inference service's state: `state` (`ready`, `loading`, `failed`, `starting`
+/// or `not running`), its process, model, device, threads, uptime, queue depth, requests,
+/// notes and batches served, mean batch size, restarts and last error.
+#[pg_extern(volatile, parallel_safe)]
+fn biomed_ner_service() -> DbJsonb {
+    DbJsonb(crate::service::status("biomed_ner_service"))
 }

@@ -15,7 +15,7 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 
 use crate::access;
 use crate::encoding::{DbJsonb, Note, Utf8Note};
-use crate::error::{raise, raise_engine, raise_load_error};
+use crate::error::{raise, raise_engine, raise_load_error, Failure};
 use crate::gucs::{self, DeviceSetting, DtypeSetting};
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -135,22 +135,30 @@ fn run_with<R: Send>(
     )
 }
 
-fn resolve_device(setting: DeviceSetting, function: &'static str) -> (Device, &'static str) {
+/// The device for `setting`: CUDA device 0, the CPU, or CUDA when usable (auto). Plain Rust,
+/// also used by the inference service.
+pub fn device_for(setting: DeviceSetting) -> Result<(Device, &'static str), Failure> {
     match setting {
-        DeviceSetting::Cpu => (Device::Cpu, "cpu"),
-        DeviceSetting::Auto => match deberta_ner::cuda_device(0) {
+        DeviceSetting::Cpu => Ok((Device::Cpu, "cpu")),
+        DeviceSetting::Auto => Ok(match deberta_ner::cuda_device(0) {
             Ok(d) => (d, "cuda"),
             Err(_) => (Device::Cpu, "cpu"),
-        },
-        DeviceSetting::Cuda => match deberta_ner::cuda_device(0) {
-            Ok(d) => (d, "cuda"),
-            Err(e) => raise(
+        }),
+        DeviceSetting::Cuda => deberta_ner::cuda_device(0).map(|d| (d, "cuda")).map_err(|e| {
+            Failure::new(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
                 format!("biomed_ner.device is cuda but no GPU is usable: {e}"),
                 "Build biomed_ner with the cuda feature on a machine with an NVIDIA GPU, or SET biomed_ner.device = 'auto' (falls back to cpu) or 'cpu'.",
-                function,
-            ),
-        },
+            )
+        }),
+    }
+}
+
+pub fn dtype_for(setting: DtypeSetting) -> DType {
+    match setting {
+        DtypeSetting::F32 => DType::F32,
+        DtypeSetting::F16 => DType::F16,
+        DtypeSetting::Bf16 => DType::BF16,
     }
 }
 
@@ -163,26 +171,51 @@ pub fn model(function: &'static str) -> Arc<Loaded> {
             return m.clone();
         }
     }
-    let (device, device_name) = resolve_device(key.device, function);
-    let dtype = match key.dtype {
-        DtypeSetting::F32 => DType::F32,
-        DtypeSetting::F16 => DType::F16,
-        DtypeSetting::Bf16 => DType::BF16,
-    };
+    let (device, device_name) = device_for(key.device).unwrap_or_else(|f| f.raise(true, function));
+    let dtype = dtype_for(key.dtype);
     // Drop the old model before loading the new one, so two never share memory.
     *MODEL.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let source = access::resolve(&key.model, function);
     let pipeline = run_with(
         function,
-        |_| match &source.folder {
-            None => load_bundled(dtype, &device),
-            Some(folder) => Pipeline::load(folder, dtype, &device),
-        },
+        |_| load_pipeline(source.folder.as_deref(), dtype, &device),
         |e| raise_load_error(e, &key.model, source.details, function),
     );
     let loaded = Arc::new(Loaded { key, pipeline, device_name, calls: AtomicU64::new(0) });
     *MODEL.lock().unwrap_or_else(|e| e.into_inner()) = Some(loaded.clone());
     loaded
+}
+
+/// The model of `folder`, or the bundled model for `None`.
+pub fn load_pipeline(folder: Option<&std::path::Path>, dtype: DType, device: &Device) -> deberta_ner::Result<Pipeline> {
+    match folder {
+        None => load_bundled(dtype, device),
+        Some(folder) => Pipeline::load(folder, dtype, device),
+    }
+}
+
+/// What `biomed_ner_info()` says of a loaded model, in backend and service mode alike.
+pub fn model_facts(pipeline: &Pipeline) -> serde_json::Map<String, serde_json::Value> {
+    let cfg = pipeline.model.config();
+    let types: std::collections::BTreeSet<&str> = cfg
+        .labels
+        .iter()
+        .filter(|l| *l != "O")
+        .map(|l| l.trim_start_matches("B-").trim_start_matches("I-"))
+        .collect();
+    let serde_json::Value::Object(facts) = serde_json::json!({
+        "model": pipeline.origin,
+        "bundled": pipeline.origin.starts_with("bundled:"),
+        "labels": pipeline.labels(),
+        "entity_types": types,
+        "layers": cfg.num_hidden_layers,
+        "hidden_size": cfg.hidden_size,
+        "dtype": format!("{:?}", pipeline.model.dtype()).to_lowercase(),
+        "load_seconds": (pipeline.load_seconds * 1000.0).round() / 1000.0,
+    }) else {
+        unreachable!("a json object")
+    };
+    facts
 }
 
 #[cfg(feature = "bundled-model")]
@@ -228,6 +261,9 @@ pub fn annotate(texts: &[&str], function: &'static str) -> Vec<Vec<Entity>> {
                 );
             }
         }
+    }
+    if let Some(out) = crate::service::annotate(texts, function) {
+        return out;
     }
     let opts = options();
     let m = model(function);

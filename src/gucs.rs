@@ -48,6 +48,21 @@ pub enum AggregationSetting {
     Max,
 }
 
+/// Where calls run: `backend` (each backend its own model), `service` (the shared inference
+/// service), `auto` (the service when biomed_ner is preloaded, else the backend).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ExecutionSetting {
+    #[name = c"auto"]
+    Auto,
+    #[name = c"backend"]
+    Backend,
+    #[name = c"service"]
+    Service,
+}
+
+static EXECUTION: GucSetting<ExecutionSetting> = GucSetting::<ExecutionSetting>::new(ExecutionSetting::Auto);
+static BATCH_WAIT_MS: GucSetting<i32> = GucSetting::<i32>::new(2);
+static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
 static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static DEVICE: GucSetting<DeviceSetting> = GucSetting::<DeviceSetting>::new(DeviceSetting::Cpu);
 static DTYPE: GucSetting<DtypeSetting> = GucSetting::<DtypeSetting>::new(DtypeSetting::F32);
@@ -197,6 +212,34 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_enum_guc(
+        c"biomed_ner.execution",
+        c"Where calls run: auto (the shared inference service when biomed_ner is preloaded, else this backend), backend, or service.",
+        c"The service runs the model of the server's configuration for every session; a session whose biomed_ner.model, device or dtype differ from it runs its calls in its own backend under auto, and is refused under service.",
+        &EXECUTION,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"biomed_ner.batch_wait_ms",
+        c"How long the inference service waits for more requests to fill a batch.",
+        c"Once a request arrives, the service waits up to this long while fewer than batch_size notes are queued, then runs what it has. 0 runs at once. Server configuration only.",
+        &BATCH_WAIT_MS,
+        0,
+        1000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"biomed_ner.workers",
+        c"Model processes of the inference service.",
+        c"Each holds one copy of the model and runs one batch at a time, on biomed_ner.threads threads. Lowering it ends the extra processes (calls they are serving fail with SQLSTATE 58000). Server configuration only.",
+        &WORKERS,
+        1,
+        64,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"biomed_ner.max_chars",
         c"Longest note, in characters, that biomed_ner accepts.",
@@ -271,4 +314,34 @@ pub fn max_memory_bytes() -> usize {
 
 pub fn max_chars() -> usize {
     MAX_CHARS.get() as usize
+}
+
+pub fn execution() -> ExecutionSetting {
+    EXECUTION.get()
+}
+
+pub fn batch_wait_ms() -> u64 {
+    BATCH_WAIT_MS.get().max(0) as u64
+}
+
+pub fn workers() -> usize {
+    WORKERS.get().max(1) as usize
+}
+
+/// `biomed_ner.device` as its setting names it.
+pub fn device_name() -> &'static str {
+    match DEVICE.get() {
+        DeviceSetting::Cpu => "cpu",
+        DeviceSetting::Cuda => "cuda",
+        DeviceSetting::Auto => "auto",
+    }
+}
+
+/// `biomed_ner.dtype` as its setting names it.
+pub fn dtype_name() -> &'static str {
+    match DTYPE.get() {
+        DtypeSetting::F32 => "f32",
+        DtypeSetting::F16 => "f16",
+        DtypeSetting::Bf16 => "bf16",
+    }
 }

@@ -1,4 +1,7 @@
--- The bundled model, with no setting changed: real entities from the README's sentence.
+-- The bundled model (biomed_ner.model = '', the default without a server setting; with the
+-- shared service running another model, this session's calls run in its own backend): real
+-- entities from the README's sentence.
+SET biomed_ner.model = '';
 SELECT biomed_ner_info()->>'model' AS model, biomed_ner_info()->>'bundled' AS bundled;
 -- Types found (the exact spans and scores belong to the model; these three must be there).
 SELECT ARRAY['Age', 'Sex', 'Sign_symptom'] <@ array_agg(e->>'entity_group') AS has_age_sex_sign,

@@ -2,12 +2,15 @@
 -- once the library is loaded: by the first biomed_ner call of a session, by LOAD, or for every
 -- session by session_preload_libraries.
 LOAD 'biomed_ner';
-SELECT name, setting, short_desc IS NOT NULL AS documented FROM pg_settings
+SELECT name, boot_val AS default, context, short_desc IS NOT NULL AS documented FROM pg_settings
 WHERE name LIKE 'biomed_ner.%' ORDER BY name;
 SELECT expect_error($$SET biomed_ner.device = 'tpu'$$);
 SELECT expect_error($$SET biomed_ner.dtype = 'f64'$$);
 SELECT expect_error($$SET biomed_ner.aggregation = 'longest'$$);
 SELECT expect_error($$SET biomed_ner.max_length = 0$$);
+SELECT expect_error($$SET biomed_ner.execution = 'remote'$$);
+SELECT expect_error($$SET biomed_ner.workers = 2$$);
+SELECT expect_error($$SET biomed_ner.batch_wait_ms = 5$$);
 SELECT expect_error($$SET biomed_ner.stride = -1$$);
 SELECT expect_error($$SET biomed_ner.batch_size = 0$$);
 SELECT expect_error($$SET biomed_ner.threads = -2$$);
@@ -35,12 +38,16 @@ SET biomed_ner.stride = 14;
 SELECT expect_error($$SELECT biomed_ner('fever')$$);
 RESET biomed_ner.max_length;
 RESET biomed_ner.stride;
+-- threads and batch_size are this backend's (the shared service's come from the server's
+-- configuration), so this part runs in the backend whatever biomed_ner.execution says.
+SET biomed_ner.execution = 'backend';
 SET biomed_ner.batch_size = 1;
 SET biomed_ner.threads = 1;
 SELECT biomed_ner(ARRAY['Fever.', 'Cough.']) = ARRAY[biomed_ner('Fever.'), biomed_ner('Cough.')] AS batch_size_1_is_exact;
 SELECT biomed_ner_info()->>'threads' AS threads, biomed_ner_info()->>'batch_size' AS batch_size;
 RESET biomed_ner.batch_size;
 RESET biomed_ner.threads;
+RESET biomed_ner.execution;
 -- dtype reloads the model.
 SET biomed_ner.dtype = 'bf16';
 SELECT biomed_ner_info()->>'dtype' AS dtype, jsonb_array_length(biomed_ner('Fever and cough.')) > 0 AS runs;

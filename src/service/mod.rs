@@ -1,0 +1,197 @@
+//! The shared inference service: one model per server, batching the calls of every session.
+//!
+//! When biomed_ner is in `shared_preload_libraries`, a background worker (the supervisor,
+//! [`supervisor`]) holds a Unix socket in the data directory and runs the model in processes
+//! of its own ([`server`]), which never call PostgreSQL, so that their crash restarts only
+//! them, never the cluster. Backends send their notes over the socket ([`client`]) as
+//! [`protocol`] messages; the service merges the requests of all sessions into batches and
+//! answers each.
+//!
+//! Which calls go there is `biomed_ner.execution`: `backend` (the model in each backend, as
+//! without preloading), `service`, or `auto` (the default: the service when preloaded). The
+//! service runs the model of the server's configuration (`biomed_ner.model`, `device`,
+//! `dtype`, `threads`, `batch_size`, `max_memory` as set in `postgresql.conf` or by `ALTER
+//! SYSTEM`); a session whose `biomed_ner.model`, `device` or `dtype` differ from it is served
+//! in its own backend under `auto`, and refused under `service`. Per-call options
+//! (`aggregation`, `max_length`, `stride`) follow each session's settings.
+//!
+//! This file is the module's one entry point: registration ([`init`]), the routing of a call
+//! ([`annotate`]) and the service's state ([`status`], [`serving_model`]).
+
+mod client;
+mod protocol;
+mod server;
+mod supervisor;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use deberta_ner::Entity;
+use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
+use pgrx::{pg_sys, PgSqlErrorCode};
+
+use crate::error::raise;
+use crate::gucs::{self, ExecutionSetting};
+use protocol::{ModelKey, Request, Response, ServiceConfig};
+
+/// The service's socket, relative to the data directory (every backend's working directory).
+/// The data directory is the server's user's alone, so only the server's processes can
+/// connect; `pg_stat_tmp` is left out of base backups.
+pub const SOCKET: &str = "pg_stat_tmp/biomed_ner.sock";
+
+/// Whether the library was preloaded, so that the service runs. Set in the postmaster, and
+/// inherited by every backend it forks.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// Registers the supervisor when the library is being preloaded; does nothing otherwise.
+pub fn init() {
+    // Safety: a flag PostgreSQL sets while it loads shared_preload_libraries.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    PRELOADED.store(true, Ordering::Relaxed);
+    BackgroundWorkerBuilder::new("biomed_ner inference service")
+        .set_type("biomed_ner service")
+        .set_library("biomed_ner")
+        .set_function("biomed_ner_service_main")
+        .enable_shmem_access(None)
+        .set_start_time(BgWorkerStartTime::PostmasterStart)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+/// The service's part of the configuration, read in the supervisor (where every setting has
+/// the server's value: it belongs to no session, role or database).
+fn service_config() -> ServiceConfig {
+    ServiceConfig {
+        key: session_key(),
+        model_path: gucs::model_path(),
+        threads: gucs::threads(),
+        batch_size: gucs::batch_size(),
+        max_pass_bytes: gucs::max_memory_bytes(),
+        batch_wait_ms: gucs::batch_wait_ms(),
+    }
+}
+
+/// The model this session's settings ask for.
+fn session_key() -> ModelKey {
+    ModelKey {
+        model: gucs::model(),
+        device: gucs::device_name().into(),
+        dtype: gucs::dtype_name().into(),
+    }
+}
+
+/// Whether this session's calls go to the service; raises when `execution` is `service` and
+/// there is none.
+fn use_service(function: &'static str) -> bool {
+    let preloaded = PRELOADED.load(Ordering::Relaxed);
+    match gucs::execution() {
+        ExecutionSetting::Backend => false,
+        ExecutionSetting::Auto => preloaded,
+        ExecutionSetting::Service if preloaded => true,
+        ExecutionSetting::Service => raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "biomed_ner.execution is service, but the inference service is not running",
+            "Add biomed_ner to shared_preload_libraries and restart the server, or SET biomed_ner.execution = 'auto'.",
+            function,
+        ),
+    }
+}
+
+/// Under `service`, the refusal of a session that asks for another model than the service's.
+fn other_model(service: &ModelKey, function: &'static str) -> ! {
+    let session = session_key();
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!(
+            "the inference service runs model \"{}\" ({}, {}), but this session asks for \"{}\" ({}, {})",
+            service.model, service.device, service.dtype, session.model, session.device, session.dtype
+        ),
+        "RESET biomed_ner.model, biomed_ner.device and biomed_ner.dtype to use the service's model, \
+         or SET biomed_ner.execution = 'auto' (or 'backend') to run this model in this session.",
+        function,
+    )
+}
+
+/// Entities of each text from the service, or `None` when this call runs in the backend
+/// (`execution` is `backend`, or `auto` without the service or with another model).
+pub fn annotate(texts: &[&str], function: &'static str) -> Option<Vec<Vec<Entity>>> {
+    if !use_service(function) {
+        return None;
+    }
+    let request = Request::Annotate {
+        model: session_key(),
+        aggregation: gucs::aggregation().as_str().into(),
+        max_length: gucs::max_length(),
+        stride: gucs::stride(),
+        texts: texts.iter().map(|t| t.to_string()).collect(),
+    };
+    match client::call(&request, function) {
+        Response::Entities { entities } => {
+            if entities.len() != texts.len() {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    format!("the inference service answered {} results for {} notes", entities.len(), texts.len()),
+                    "This is a bug in biomed_ner; please report it.",
+                    function,
+                );
+            }
+            Some(protocol::entities_from_wire(entities))
+        }
+        Response::Failed { failure } => failure.raise(crate::access::may_read_server_files(), function),
+        Response::OtherModel { .. } if gucs::execution() == ExecutionSetting::Auto => None,
+        Response::OtherModel { service } => other_model(&service, function),
+        Response::Status { .. } => raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "the inference service answered a status to a request for entities",
+            "This is a bug in biomed_ner; please report it.",
+            function,
+        ),
+    }
+}
+
+/// The service's state for `biomed_ner_service()`; `state` says `not running` without
+/// preloading, `unavailable` (with why) when it does not answer.
+pub fn status(function: &'static str) -> serde_json::Value {
+    if !PRELOADED.load(Ordering::Relaxed) {
+        return serde_json::json!({
+            "state": "not running",
+            "reason": "biomed_ner is not in shared_preload_libraries",
+        });
+    }
+    match client::call(&Request::Status, function) {
+        Response::Status { status } => status,
+        other => raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("the inference service answered {other:?} to a status request"),
+            "This is a bug in biomed_ner; please report it.",
+            function,
+        ),
+    }
+}
+
+/// What `biomed_ner_info()` reports when this session's calls go to the service: the
+/// service's status, which has the model's facts once it is loaded. `None` when they run in
+/// the backend.
+pub fn serving_model(function: &'static str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    if !use_service(function) {
+        return None;
+    }
+    let serde_json::Value::Object(status) = status(function) else { return None };
+    let service_key = ModelKey {
+        model: status.get("model_setting").and_then(|v| v.as_str()).unwrap_or_default().into(),
+        device: status.get("device_setting").and_then(|v| v.as_str()).unwrap_or_default().into(),
+        dtype: status.get("dtype_setting").and_then(|v| v.as_str()).unwrap_or_default().into(),
+    };
+    if service_key != session_key() {
+        if gucs::execution() == ExecutionSetting::Auto {
+            return None;
+        }
+        other_model(&service_key, function);
+    }
+    if let Some(failure) = status.get("failure").and_then(|f| serde_json::from_value::<crate::error::Failure>(f.clone()).ok()) {
+        failure.raise(crate::access::may_read_server_files(), function);
+    }
+    Some(status)
+}

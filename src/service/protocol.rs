@@ -1,0 +1,148 @@
+//! What backends, the supervisor and the model process say to each other: plain Rust types,
+//! sent as JSON in length-prefixed frames (a little-endian `u32` byte count, then the bytes).
+//! Nothing here calls PostgreSQL.
+
+use std::io::{self, Read, Write};
+
+use deberta_ner::Entity;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Failure;
+
+/// Largest frame either side accepts: far above what `biomed_ner.max_chars` lets a call send
+/// in one array, far below what would let a broken peer make the other allocate without end.
+pub const MAX_FRAME: usize = 1 << 30;
+
+/// The model a session asks for, as its settings name it; the service serves only the one of
+/// the server's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelKey {
+    pub model: String,
+    pub device: String,
+    pub dtype: String,
+}
+
+/// A request from a backend.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Entities of each text, with this session's options.
+    Annotate {
+        model: ModelKey,
+        aggregation: String,
+        max_length: usize,
+        stride: usize,
+        texts: Vec<String>,
+    },
+    /// The service's state, for `biomed_ner_service()` and `biomed_ner_info()`.
+    Status,
+}
+
+/// One entity on the wire: group, score (its `f32` bits, so it arrives unchanged), word,
+/// start, end, token index (aggregation `none` only).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireEntity(String, u32, String, usize, usize, Option<usize>);
+
+impl From<Entity> for WireEntity {
+    fn from(e: Entity) -> Self {
+        Self(e.group, e.score.to_bits(), e.word, e.start, e.end, e.index)
+    }
+}
+
+impl From<WireEntity> for Entity {
+    fn from(w: WireEntity) -> Self {
+        Entity { group: w.0, score: f32::from_bits(w.1), word: w.2, start: w.3, end: w.4, index: w.5 }
+    }
+}
+
+/// Entities from the wire.
+pub fn entities_from_wire(wire: Vec<Vec<WireEntity>>) -> Vec<Vec<Entity>> {
+    wire.into_iter().map(|es| es.into_iter().map(Entity::from).collect()).collect()
+}
+
+/// The service's answer to a [`Request`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    Entities { entities: Vec<Vec<WireEntity>> },
+    Failed { failure: Failure },
+    /// The session asked for another model than the service runs.
+    OtherModel { service: ModelKey },
+    Status { status: serde_json::Value },
+}
+
+/// What the supervisor tells a model process, at its start and again at each configuration
+/// reload: the server's settings, never a session's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceConfig {
+    pub key: ModelKey,
+    /// `biomed_ner.model_path`, where a model name is looked up.
+    pub model_path: Vec<String>,
+    pub threads: usize,
+    pub batch_size: usize,
+    pub max_pass_bytes: usize,
+    pub batch_wait_ms: u64,
+}
+
+/// Facts about a model process that its supervisor knows: which of how many it is, how often
+/// the service restarted and why the last one stopped.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkerMeta {
+    pub worker: usize,
+    pub workers: usize,
+    pub supervisor_pid: i32,
+    pub restarts: u64,
+    pub last_exit: Option<String>,
+}
+
+pub fn write_frame(w: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
+    let body = serde_json::to_vec(value).map_err(io::Error::other)?;
+    if body.len() > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("message of {} bytes is too large", body.len())));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    w.write_all(&frame)
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream before it.
+pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("message of {len} bytes is too large")));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    serde_json::from_slice(&body).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_scores_keep_their_bits() {
+        let e = Entity { group: "Sign_symptom".into(), score: 0.123_456_79, word: "fever".into(), start: 0, end: 5, index: None };
+        let bits = e.score.to_bits();
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &Response::Entities { entities: vec![vec![e.into()]] }).unwrap();
+        let back: Response = read_frame(&mut buf.as_slice()).unwrap().unwrap();
+        let Response::Entities { mut entities } = back else { panic!("wrong kind") };
+        let e: Entity = entities.remove(0).remove(0).into();
+        assert_eq!(e.score.to_bits(), bits);
+        assert_eq!(read_frame::<Response>(&mut &[][..]).unwrap().is_none(), true);
+    }
+
+    #[test]
+    fn oversized_frames_are_refused() {
+        let frame = (MAX_FRAME as u32 + 1).to_le_bytes();
+        assert!(read_frame::<Request>(&mut &frame[..]).is_err());
+    }
+}

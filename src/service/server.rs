@@ -1,0 +1,495 @@
+//! The model process: one model for every session of the server.
+//!
+//! Forked by the supervisor, detached from PostgreSQL's shared memory, and never calling
+//! PostgreSQL: it is plain Rust, so a crash here (a signal, an abort, a GPU fault) is a child
+//! of the supervisor dying, which the postmaster never sees. Threads:
+//! - the main thread accepts connections on the socket the supervisor holds;
+//! - one thread per backend connection reads its requests, queues them and writes the answers,
+//!   and notices when the backend hangs up (a cancelled call) so its work is dropped;
+//! - one inference thread takes the queue in batches: requests with the same options, from
+//!   every session, become one call of the engine, which cuts them into windows, sorts them
+//!   by length and runs them `batch_size` at a time;
+//! - a control thread reads new configurations from the supervisor, and exits the process
+//!   when the supervisor is gone.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use deberta_ner::{Options, Pipeline};
+use pgrx::PgSqlErrorCode;
+
+use super::protocol::{read_frame, write_frame, ModelKey, Request, Response, ServiceConfig, WireEntity, WorkerMeta};
+use crate::backend;
+use crate::error::Failure;
+use crate::gucs::{DeviceSetting, DtypeSetting};
+
+/// Characters one batch takes from the queue (its first request whatever its size), so that a
+/// bulk call's large request does not hold back many small ones for long.
+const BATCH_CHARS: usize = 256 * 1024;
+
+/// How often a connection's thread looks whether its backend hung up while its request waits.
+const HANGUP_POLL: Duration = Duration::from_millis(20);
+
+/// Writes a line to the server's log (this process's stderr is the postmaster's).
+macro_rules! log {
+    ($($arg:tt)*) => {
+        eprintln!("biomed_ner service (pid {}): {}", std::process::id(), format!($($arg)*))
+    };
+}
+
+/// Options that must be equal for requests to share a batch.
+#[derive(Clone, PartialEq, Eq)]
+struct BatchKey {
+    aggregation: String,
+    max_length: usize,
+    stride: usize,
+}
+
+struct Job {
+    key: BatchKey,
+    texts: Vec<String>,
+    /// Set by the connection's thread when its backend hung up.
+    abandoned: Arc<AtomicBool>,
+    reply: mpsc::Sender<Response>,
+}
+
+struct Loaded {
+    pipeline: Pipeline,
+    device_name: &'static str,
+    pool: rayon::ThreadPool,
+}
+
+enum ModelState {
+    Loading,
+    Ready(Arc<Loaded>),
+    Failed(Failure),
+}
+
+#[derive(Default)]
+struct Stats {
+    requests: AtomicU64,
+    notes: AtomicU64,
+    batches: AtomicU64,
+    batched_notes: AtomicU64,
+    abandoned: AtomicU64,
+    failures: AtomicU64,
+    connections: AtomicU64,
+}
+
+struct Service {
+    queue: Mutex<VecDeque<Job>>,
+    wake: Condvar,
+    /// The configuration and how many times it was set: the inference thread reloads the
+    /// model when the model's part of it changes.
+    config: Mutex<(ServiceConfig, u64)>,
+    state: RwLock<ModelState>,
+    stats: Stats,
+    last_error: Mutex<Option<String>>,
+    meta: WorkerMeta,
+    started: Instant,
+    started_at: f64,
+}
+
+/// Runs the model process; never returns.
+pub fn run(listener: UnixListener, control: File, config: ServiceConfig, meta: WorkerMeta) -> ! {
+    let service = Arc::new(Service {
+        queue: Mutex::new(VecDeque::new()),
+        wake: Condvar::new(),
+        config: Mutex::new((config, 0)),
+        state: RwLock::new(ModelState::Loading),
+        stats: Stats::default(),
+        last_error: Mutex::new(meta.last_exit.clone()),
+        meta,
+        started: Instant::now(),
+        started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+    });
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new().name(name.into()).spawn(f).unwrap_or_else(|e| {
+            log!("cannot start its {name} thread: {e}");
+            exit(70)
+        })
+    };
+    let s = service.clone();
+    spawn("biomed_ner-infer", Box::new(move || s.infer_loop()));
+    let s = service.clone();
+    spawn("biomed_ner-control", Box::new(move || s.control_loop(control)));
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                let s = service.clone();
+                let spawned =
+                    std::thread::Builder::new().name("biomed_ner-conn".into()).spawn(move || s.serve_connection(stream));
+                if let Err(e) = spawned {
+                    // The backend sees its connection closed and reports the service unavailable.
+                    log!("cannot start a connection thread: {e}");
+                }
+            }
+            Err(e) => {
+                log!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    exit(0)
+}
+
+/// Ends the process at once: no exit handlers, which belong to the PostgreSQL process this
+/// one was forked from.
+pub fn exit(code: i32) -> ! {
+    // Safety: _exit ends the process; nothing runs after it.
+    unsafe { libc::_exit(code) }
+}
+
+/// Whether the peer of `stream` hung up (checked without waiting).
+fn hung_up(stream: &UnixStream) -> bool {
+    let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+    // Safety: one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
+
+fn internal(message: impl Into<String>) -> Failure {
+    Failure::new(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        message,
+        "This is a bug in biomed_ner; please report it with the input that caused it.",
+    )
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl Service {
+    fn config(&self) -> ServiceConfig {
+        self.config.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// Reads configurations, one JSON line each, until the supervisor closes the pipe (it
+    /// stopped this worker, or died): then the process ends.
+    fn control_loop(&self, control: File) {
+        for line in BufReader::new(control).lines() {
+            let Ok(line) = line else { break };
+            match serde_json::from_str::<ServiceConfig>(&line) {
+                Ok(new) => {
+                    let mut guard = self.config.lock().unwrap_or_else(|e| e.into_inner());
+                    *guard = (new, guard.1 + 1);
+                    drop(guard);
+                    self.wake.notify_all();
+                }
+                Err(e) => log!("ignoring a configuration it cannot read: {e}"),
+            }
+        }
+        exit(0)
+    }
+
+    fn serve_connection(&self, mut stream: UnixStream) {
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        while let Ok(Some(request)) = read_frame::<Request>(&mut stream) {
+            let response = match request {
+                Request::Status => Response::Status { status: self.status() },
+                Request::Annotate { model, aggregation, max_length, stride, texts } => {
+                    let service = self.config().key;
+                    if model != service {
+                        Response::OtherModel { service }
+                    } else {
+                        match self.submit(&stream, BatchKey { aggregation, max_length, stride }, texts) {
+                            Some(r) => r,
+                            None => break,
+                        }
+                    }
+                }
+            };
+            if write_frame(&mut stream, &response).is_err() {
+                break;
+            }
+        }
+        self.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Queues a request and waits for its answer; `None` when the backend hung up first.
+    fn submit(&self, stream: &UnixStream, key: BatchKey, texts: Vec<String>) -> Option<Response> {
+        let (reply, answer) = mpsc::channel();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(Job {
+            key,
+            texts,
+            abandoned: abandoned.clone(),
+            reply,
+        });
+        self.wake.notify_all();
+        loop {
+            match answer.recv_timeout(HANGUP_POLL) {
+                Ok(response) => return Some(response),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if hung_up(stream) {
+                        abandoned.store(true, Ordering::Relaxed);
+                        self.stats.abandoned.fetch_add(1, Ordering::Relaxed);
+                        return None;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Some(Response::Failed { failure: internal("the inference thread dropped a request") })
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let config = self.config();
+        let mut status = serde_json::Map::new();
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let (name, loaded, failure) = match &*state {
+            ModelState::Loading => ("loading", None, None),
+            ModelState::Ready(l) => ("ready", Some(l.clone()), None),
+            ModelState::Failed(f) => ("failed", None, Some(f.clone())),
+        };
+        drop(state);
+        status.insert("state".into(), name.into());
+        if let Some(f) = failure {
+            status.insert("failure".into(), serde_json::to_value(f).unwrap_or_default());
+        }
+        status.insert("execution".into(), "service".into());
+        if let Some(l) = &loaded {
+            status.extend(backend::model_facts(&l.pipeline));
+            status.insert("device".into(), l.device_name.into());
+        } else {
+            status.insert("model".into(), config.key.model.clone().into());
+            status.insert("device".into(), config.key.device.clone().into());
+        }
+        let s = &self.stats;
+        let batches = s.batches.load(Ordering::Relaxed);
+        let batched = s.batched_notes.load(Ordering::Relaxed);
+        let queued = self.queue.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let json = serde_json::json!({
+            "model_setting": config.key.model,
+            "device_setting": config.key.device,
+            "dtype_setting": config.key.dtype,
+            "pid": std::process::id(),
+            "supervisor_pid": self.meta.supervisor_pid,
+            "worker": self.meta.worker,
+            "workers": self.meta.workers,
+            "threads": config.threads,
+            "batch_size": config.batch_size,
+            "batch_wait_ms": config.batch_wait_ms,
+            "started_at": self.started_at,
+            "uptime_seconds": (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            "connections": s.connections.load(Ordering::Relaxed),
+            "queue_depth": queued,
+            "requests": s.requests.load(Ordering::Relaxed),
+            "notes_annotated": s.notes.load(Ordering::Relaxed),
+            "batches": batches,
+            "mean_batch_notes": if batches == 0 { 0.0 } else { (batched as f64 / batches as f64 * 100.0).round() / 100.0 },
+            "abandoned": s.abandoned.load(Ordering::Relaxed),
+            "failures": s.failures.load(Ordering::Relaxed),
+            "restarts": self.meta.restarts,
+            "last_error": *self.last_error.lock().unwrap_or_else(|e| e.into_inner()),
+        });
+        if let serde_json::Value::Object(m) = json {
+            status.extend(m);
+        }
+        serde_json::Value::Object(status)
+    }
+
+    fn infer_loop(&self) {
+        let mut loaded_for: Option<ServiceConfig> = None;
+        loop {
+            let (config, generation) = self.config.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let reload = loaded_for.as_ref().is_none_or(|old| {
+                old.key != config.key || old.model_path != config.model_path || old.threads != config.threads
+            });
+            if reload {
+                *self.state.write().unwrap_or_else(|e| e.into_inner()) = ModelState::Loading;
+                let state = match load(&config) {
+                    Ok(l) => {
+                        log!("model \"{}\" loaded on {} in {:.2} s", l.pipeline.origin, l.device_name, l.pipeline.load_seconds);
+                        ModelState::Ready(Arc::new(l))
+                    }
+                    Err(f) => {
+                        log!("cannot load model \"{}\": {}", config.key.model, f.message);
+                        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(f.message.clone());
+                        ModelState::Failed(f)
+                    }
+                };
+                *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+            }
+            loaded_for = Some(config.clone());
+            if let Some(batch) = self.next_batch(&config, generation) {
+                self.serve(batch, &config);
+            }
+        }
+    }
+
+    /// Waits for requests, then for up to `batch_wait_ms` more while fewer than `batch_size`
+    /// notes wait, and takes the oldest request with every other one of the same options (up to
+    /// [`BATCH_CHARS`]). `None` when the configuration changed meanwhile.
+    fn next_batch(&self, config: &ServiceConfig, generation: u64) -> Option<Vec<Job>> {
+        let changed = || self.config.lock().unwrap_or_else(|e| e.into_inner()).1 != generation;
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            queue.retain(|j| !j.abandoned.load(Ordering::Relaxed));
+            if changed() {
+                return None;
+            }
+            if !queue.is_empty() {
+                break;
+            }
+            queue = self.wake.wait_timeout(queue, Duration::from_secs(1)).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        let deadline = Instant::now() + Duration::from_millis(config.batch_wait_ms);
+        loop {
+            let waiting: usize = queue.iter().map(|j| j.texts.len()).sum();
+            let now = Instant::now();
+            if waiting >= config.batch_size || now >= deadline {
+                break;
+            }
+            queue = self.wake.wait_timeout(queue, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        let key = queue.front()?.key.clone();
+        let mut batch = Vec::new();
+        let mut chars = 0;
+        let mut rest = VecDeque::with_capacity(queue.len());
+        for job in queue.drain(..) {
+            let size: usize = job.texts.iter().map(String::len).sum();
+            if job.key == key && (batch.is_empty() || chars + size <= BATCH_CHARS) {
+                chars += size;
+                batch.push(job);
+            } else {
+                rest.push_back(job);
+            }
+        }
+        *queue = rest;
+        Some(batch)
+    }
+
+    fn serve(&self, batch: Vec<Job>, config: &ServiceConfig) {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let loaded = match &*state {
+            ModelState::Ready(l) => l.clone(),
+            ModelState::Failed(f) => {
+                for job in batch {
+                    let _ = job.reply.send(Response::Failed { failure: f.clone() });
+                }
+                return;
+            }
+            ModelState::Loading => unreachable!("the inference thread serves only after loading"),
+        };
+        drop(state);
+        let key = &batch[0].key;
+        let opts = Options {
+            aggregation: key.aggregation.parse().unwrap_or_default(),
+            max_length: key.max_length,
+            stride: key.stride,
+            batch_size: config.batch_size,
+            max_pass_bytes: config.max_pass_bytes,
+            ..Options::default()
+        };
+        let texts: Vec<&str> = batch.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
+        let abandoned = || batch.iter().all(|j| j.abandoned.load(Ordering::Relaxed));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            loaded.pool.install(|| {
+                let mut check = || if abandoned() { Err(deberta_ner::Error::Cancelled) } else { Ok(()) };
+                loaded.pipeline.annotate(&texts, &opts, &mut check)
+            })
+        }));
+        let stats = &self.stats;
+        match result {
+            Ok(Ok(entities)) => {
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats.batched_notes.fetch_add(texts.len() as u64, Ordering::Relaxed);
+                stats.notes.fetch_add(texts.len() as u64, Ordering::Relaxed);
+                let mut entities = entities.into_iter();
+                for job in batch {
+                    let mine: Vec<Vec<WireEntity>> = entities
+                        .by_ref()
+                        .take(job.texts.len())
+                        .map(|es| es.into_iter().map(WireEntity::from).collect())
+                        .collect();
+                    let _ = job.reply.send(Response::Entities { entities: mine });
+                }
+            }
+            Ok(Err(deberta_ner::Error::Cancelled)) => {}
+            // One request's error must not fail the others batched with it: serve them alone.
+            _ if batch.len() > 1 => {
+                for job in batch {
+                    self.serve(vec![job], config);
+                }
+            }
+            Ok(Err(e)) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                let failure = Failure::engine(&e);
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure.message.clone());
+                let _ = batch[0].reply.send(Response::Failed { failure });
+            }
+            Err(panic) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                let failure = internal(format!("biomed_ner failed: {}", panic_message(&*panic)));
+                log!("{}", failure.message);
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure.message.clone());
+                let _ = batch[0].reply.send(Response::Failed { failure });
+            }
+        }
+    }
+}
+
+fn device_setting(name: &str) -> DeviceSetting {
+    match name {
+        "cuda" => DeviceSetting::Cuda,
+        "auto" => DeviceSetting::Auto,
+        _ => DeviceSetting::Cpu,
+    }
+}
+
+fn dtype_setting(name: &str) -> DtypeSetting {
+    match name {
+        "f16" => DtypeSetting::F16,
+        "bf16" => DtypeSetting::Bf16,
+        _ => DtypeSetting::F32,
+    }
+}
+
+/// Loads the configured model with its own thread pool. The configuration is the server's,
+/// so a folder is the administrator's choice; a name is looked up in `model_path`.
+fn load(config: &ServiceConfig) -> Result<Loaded, Failure> {
+    let ModelKey { model, device, dtype } = &config.key;
+    // candle's matrix products size their work by this variable.
+    std::env::set_var("RAYON_NUM_THREADS", config.threads.to_string());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads)
+        .thread_name(|i| format!("biomed_ner-{i}"))
+        .build()
+        .map_err(|e| {
+            Failure::new(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES,
+                format!("could not start {} inference threads: {e}", config.threads),
+                "Lower biomed_ner.threads in the server's configuration.",
+            )
+        })?;
+    let folder = if model.is_empty() {
+        None
+    } else if crate::access::is_model_name(model) {
+        Some(crate::access::find_in_roots(model, &config.model_path)?)
+    } else {
+        Some(model.into())
+    };
+    let (device, device_name) = backend::device_for(device_setting(device))?;
+    let dtype = backend::dtype_for(dtype_setting(dtype));
+    let pipeline = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        pool.install(|| backend::load_pipeline(folder.as_deref(), dtype, &device))
+    }))
+    .map_err(|panic| internal(format!("loading the model failed: {}", panic_message(&*panic))))?
+    .map_err(|e| Failure::load(&e, model))?;
+    Ok(Loaded { pipeline, device_name, pool })
+}

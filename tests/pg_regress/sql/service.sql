@@ -1,0 +1,62 @@
+-- The shared inference service (run by `scripts/regress --service` only: the library is
+-- preloaded and the server's biomed_ner.model is the fixture model).
+\getenv fixture BIOMED_NER_FIXTURE
+SET biomed_ner.model = :'fixture';
+SELECT s->>'state' AS state, s->>'execution' AS execution, s->>'model_setting' = :'fixture' AS fixture,
+       (s->>'pid')::int > 0 AS has_pid, (s->>'pid')::int <> pg_backend_pid() AS own_process,
+       s ?& ARRAY['queue_depth', 'requests', 'batches', 'mean_batch_notes', 'uptime_seconds', 'last_error', 'restarts'] AS observable
+FROM biomed_ner_service() s;
+SELECT biomed_ner_info()->>'execution' AS execution;
+-- Calls go to the service and give the backend's entities.
+SELECT (biomed_ner_service()->>'notes_annotated')::int AS before \gset
+SELECT biomed_ner(ARRAY['Fever and cough.', NULL, '', 'Aspirin 81 mg daily for chest pain.']) AS service \gset
+SELECT (biomed_ner_service()->>'notes_annotated')::int - :before AS notes_sent;
+SET biomed_ner.execution = 'backend';
+SELECT biomed_ner_info()->>'execution' AS execution;
+SELECT bool_and(same_entities(a, b)) AS same_as_backend
+FROM unnest(:'service'::jsonb[], biomed_ner(ARRAY['Fever and cough.', NULL, '', 'Aspirin 81 mg daily for chest pain.'])) u(a, b);
+RESET biomed_ner.execution;
+-- Another model: under auto the session runs it itself, under service it is refused.
+SET biomed_ner.model = '';
+SELECT biomed_ner_info()->>'execution' AS execution, biomed_ner_info()->>'bundled' AS bundled;
+SET biomed_ner.execution = 'service';
+SELECT expect_error($$SELECT biomed_ner('fever')$$);
+SET biomed_ner.device = 'auto';
+SET biomed_ner.model = :'fixture';
+SELECT expect_error($$SELECT biomed_ner('fever')$$) LIKE '22023: the inference service runs model%' AS device_differs;
+RESET biomed_ner.device;
+SELECT jsonb_typeof(biomed_ner('fever')) AS served;
+-- Per-call options follow the session.
+SET biomed_ner.aggregation = 'none';
+SELECT biomed_ner('Fever and cough.')->0 ? 'index' AS token_level;
+RESET biomed_ner.aggregation;
+SET biomed_ner.stride = 1000;
+SELECT expect_error($$SELECT biomed_ner('fever')$$);
+RESET biomed_ner.stride;
+-- Waiting for the service answers a timeout, and the service drops the abandoned request.
+SET statement_timeout = '200ms';
+SELECT biomed_ner(repeat('Chest pain with fever and cough. ', 30000));
+RESET statement_timeout;
+SELECT jsonb_array_length(biomed_ner('Fever and cough.')) > 0 AS serves_after_cancel;
+-- A server configuration change reloads the service's model in the same process; a model
+-- that cannot load gives every caller the SQLSTATE of backend mode.
+SELECT (biomed_ner_service()->>'pid') AS pid \gset
+ALTER SYSTEM SET biomed_ner.model = '/nonexistent/model';
+SELECT pg_reload_conf();
+CREATE FUNCTION pg_temp.wait_for_service(setting text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    IF biomed_ner_service()->>'model_setting' = setting AND biomed_ner_service()->>'state' <> 'loading' THEN
+      RETURN biomed_ner_service()->>'state';
+    END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN 'timed out';
+END $$;
+SELECT pg_temp.wait_for_service('/nonexistent/model') AS state;
+SET biomed_ner.model = '/nonexistent/model';
+SELECT expect_error($$SELECT biomed_ner('fever')$$);
+SELECT biomed_ner_service()->>'pid' = :'pid' AS same_process;
+ALTER SYSTEM RESET biomed_ner.model;
+SELECT pg_reload_conf();
+SELECT pg_temp.wait_for_service(:'fixture') AS state;
