@@ -7,7 +7,7 @@ benchmarks and the base-sized parity check, outside the repo.
            [--maccrobat ../shared/data/maccrobat]
 
 OUT_DIR/model: the model folder. OUT_DIR/sentences.jsonl: 240 short clinical sentences from
-MACCROBAT (about 27 tokens each). OUT_DIR/parity.jsonl: a few hundred sentences plus Unicode
+MACCROBAT (about 26 tokens each, special tokens included: OUT_DIR/tokens_per_note). OUT_DIR/parity.jsonl: a few hundred sentences plus Unicode
 edge cases and long texts.
 """
 import argparse
@@ -80,6 +80,8 @@ def main():
         for s in dev[:300] + EDGE_CASES + long_texts:
             f.write(json.dumps({"text": s}, ensure_ascii=False) + "\n")
     n = sum(len(tok(s)["input_ids"]) for s in short)
+    with open(os.path.join(a.out, "tokens_per_note"), "w") as f:
+        f.write(f"{n / len(short):.2f}\n")
     print(f"model in {mdir}; {len(short)} sentences, {n / len(short):.1f} tokens each on average")
 
 

@@ -70,6 +70,7 @@ fn service_config() -> ServiceConfig {
         batch_size: gucs::batch_size(),
         max_pass_bytes: gucs::max_memory_bytes(),
         batch_wait_ms: gucs::batch_wait_ms(),
+        workers: gucs::workers(),
     }
 }
 

@@ -82,14 +82,15 @@ pub struct ServiceConfig {
     pub batch_size: usize,
     pub max_pass_bytes: usize,
     pub batch_wait_ms: u64,
+    /// `biomed_ner.workers`: how many model processes there are.
+    pub workers: usize,
 }
 
-/// Facts about a model process that its supervisor knows: which of how many it is, how often
-/// the service restarted and why the last one stopped.
+/// Facts about a model process that its supervisor knows: which one it is, how often the
+/// service restarted and why the last one stopped.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WorkerMeta {
     pub worker: usize,
-    pub workers: usize,
     pub supervisor_pid: i32,
     pub restarts: u64,
     pub last_exit: Option<String>,

@@ -34,6 +34,10 @@ use crate::gucs::{DeviceSetting, DtypeSetting};
 /// bulk call's large request does not hold back many small ones for long.
 const BATCH_CHARS: usize = 256 * 1024;
 
+/// A service whose last batch ended longer ago than this is idle: nobody is about to send a
+/// request that could join the next batch, so it does not wait for one.
+const IDLE_AFTER: Duration = Duration::from_millis(100);
+
 /// How often a connection's thread looks whether its backend hung up while its request waits.
 const HANGUP_POLL: Duration = Duration::from_millis(20);
 
@@ -93,6 +97,9 @@ struct Service {
     stats: Stats,
     last_error: Mutex<Option<String>>,
     meta: WorkerMeta,
+    /// When the last batch ended: a service idle for longer than [`IDLE_AFTER`] runs a request
+    /// at once instead of waiting to fill a batch.
+    last_batch: Mutex<Instant>,
     started: Instant,
     started_at: f64,
 }
@@ -107,6 +114,7 @@ pub fn run(listener: UnixListener, control: File, config: ServiceConfig, meta: W
         stats: Stats::default(),
         last_error: Mutex::new(meta.last_exit.clone()),
         meta,
+        last_batch: Mutex::new(Instant::now() - IDLE_AFTER),
         started: Instant::now(),
         started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
     });
@@ -280,7 +288,7 @@ impl Service {
             "pid": std::process::id(),
             "supervisor_pid": self.meta.supervisor_pid,
             "worker": self.meta.worker,
-            "workers": self.meta.workers,
+            "workers": config.workers,
             "threads": config.threads,
             "batch_size": config.batch_size,
             "batch_wait_ms": config.batch_wait_ms,
@@ -315,6 +323,7 @@ impl Service {
                 let state = match load(&config) {
                     Ok(l) => {
                         log!("model \"{}\" loaded on {} in {:.2} s", l.pipeline.origin, l.device_name, l.pipeline.load_seconds);
+                        warm_up(&l);
                         ModelState::Ready(Arc::new(l))
                     }
                     Err(f) => {
@@ -328,12 +337,13 @@ impl Service {
             loaded_for = Some(config.clone());
             if let Some(batch) = self.next_batch(&config, generation) {
                 self.serve(batch, &config);
+                *self.last_batch.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             }
         }
     }
 
-    /// Waits for requests, then for up to `batch_wait_ms` more while fewer than `batch_size`
-    /// notes wait, and takes the oldest request with every other one of the same options (up to
+    /// Waits for requests, then (unless the service was idle) for up to `batch_wait_ms` more
+    /// while fewer than `batch_size` notes wait, and takes the oldest request with every other one of the same options (up to
     /// [`BATCH_CHARS`]). `None` when the configuration changed meanwhile.
     fn next_batch(&self, config: &ServiceConfig, generation: u64) -> Option<Vec<Job>> {
         let changed = || self.config.lock().unwrap_or_else(|e| e.into_inner()).1 != generation;
@@ -348,7 +358,9 @@ impl Service {
             }
             queue = self.wake.wait_timeout(queue, Duration::from_secs(1)).unwrap_or_else(|e| e.into_inner()).0;
         }
-        let deadline = Instant::now() + Duration::from_millis(config.batch_wait_ms);
+        let idle = self.last_batch.lock().unwrap_or_else(|e| e.into_inner()).elapsed() > IDLE_AFTER;
+        let wait = if idle { Duration::ZERO } else { Duration::from_millis(config.batch_wait_ms) };
+        let deadline = Instant::now() + wait;
         loop {
             let waiting: usize = queue.iter().map(|j| j.texts.len()).sum();
             let now = Instant::now();
@@ -442,6 +454,15 @@ impl Service {
             }
         }
     }
+}
+
+/// One short note through the model, so that the first caller does not pay for the first
+/// touch of the weights and the threads' start.
+fn warm_up(loaded: &Loaded) {
+    let opts = Options::default();
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        loaded.pool.install(|| loaded.pipeline.annotate(&["Fever and cough for three days."], &opts, &mut || Ok(())))
+    }));
 }
 
 fn device_setting(name: &str) -> DeviceSetting {

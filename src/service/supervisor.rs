@@ -180,7 +180,6 @@ impl Supervisor {
         let (read_end, write_end) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
         let meta = WorkerMeta {
             worker: index,
-            workers: self.slots.len(),
             // Safety: plain libc call.
             supervisor_pid: unsafe { libc::getpid() },
             restarts: self.restarts,

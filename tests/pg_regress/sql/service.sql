@@ -60,3 +60,25 @@ SELECT biomed_ner_service()->>'pid' = :'pid' AS same_process;
 ALTER SYSTEM RESET biomed_ner.model;
 SELECT pg_reload_conf();
 SELECT pg_temp.wait_for_service(:'fixture') AS state;
+-- More model processes, and back to one, without a restart of the server.
+SET biomed_ner.model = :'fixture';
+ALTER SYSTEM SET biomed_ner.workers = 2;
+SELECT pg_reload_conf();
+CREATE FUNCTION pg_temp.wait_for_workers(n int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    BEGIN
+      IF (biomed_ner_service()->>'workers')::int = n THEN RETURN true; END IF;
+    EXCEPTION WHEN OTHERS THEN
+      NULL;  -- a process being ended while it answers
+    END;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END $$;
+SELECT pg_temp.wait_for_workers(2) AS two_workers;
+SELECT bool_and(jsonb_array_length(biomed_ner('Fever and cough ' || i)) > 0) AS served FROM generate_series(1, 20) i;
+ALTER SYSTEM RESET biomed_ner.workers;
+SELECT pg_reload_conf();
+SELECT pg_temp.wait_for_workers(1) AS one_worker;
+SELECT jsonb_array_length(biomed_ner('Fever and cough.')) > 0 AS served;
