@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The shared inference service under load, and its model process killed with SIGKILL: on a
-# throw-away PostgreSQL 15 cluster with biomed_ner preloaded, CLIENTS sessions insert notes
+# The shared inference service under load, on a throw-away PostgreSQL 15 cluster with biomed_ner
+# preloaded. First, batching across sessions: CLIENTS sessions annotate the same notes at once,
+# and every result must have the entities of backend mode (scores within 1e-5). Then its model
+# process killed with SIGKILL: CLIENTS sessions insert notes
 # through the trigger (each insert its own transaction, failures recorded with their SQLSTATE)
 # while another session runs `SELECT 1` every 50 ms; after a few seconds the model process is
 # killed. Checks: the cluster was not restarted and the `SELECT 1` session never failed; the
 # failed calls all have SQLSTATE 58000; no row is without entities; the service answered again
 # within 10 s (a new process, one restart counted); waiting backends showed a wait event.
-#   tests/robustness/service_crash.sh [SECONDS] [CLIENTS]    Run as root after `cargo pgrx install`.
+#   tests/robustness/service.sh [SECONDS] [CLIENTS]    Run as root after `cargo pgrx install`.
 set -euo pipefail
 SECONDS_RUN=${1:-12}; CLIENTS=${2:-8}
 cd "$(dirname "$0")/../.."
@@ -49,7 +51,29 @@ sql "CREATE EXTENSION biomed_ner;
          PERFORM pg_sleep(0.05);
        END LOOP;
      END \$\$;" >/dev/null
+cluster_psql -d postgres -f "$(helpers_sql)" >/dev/null
 t0=$(started)
+
+# 1. Batching across sessions gives the entities of backend mode.
+sql "CREATE TABLE batch_notes AS SELECT i AS id, 'Patient ' || i || repeat(' had fever and chest pain', i % 7 + 1)
+         || '; aspirin ' || i || ' mg daily, 😷 café.' AS body FROM generate_series(1, 40) i;
+     CREATE TABLE batch_out (client int, id int, entities jsonb)" >/dev/null
+batches0=$(sql "SELECT biomed_ner_service()->>'batches'"); notes0=$(sql "SELECT biomed_ner_service()->>'notes_annotated'")
+for c in $(seq "$CLIENTS"); do
+    sql "INSERT INTO batch_out SELECT $c, id, biomed_ner(body) FROM batch_notes" >/dev/null &
+done
+wait
+sql "SET biomed_ner.execution = 'backend'; CREATE TABLE batch_ref AS SELECT id, biomed_ner(body) AS entities FROM batch_notes" >/dev/null
+sql "SELECT 'cross-session batching: ' || count(*) || ' results, ' || count(*) FILTER (WHERE o.entities = r.entities)
+        || ' bit-identical to backend mode, notes per batch '
+        || round(((s->>'notes_annotated')::numeric - $notes0) / nullif((s->>'batches')::numeric - $batches0, 0), 2)
+     FROM batch_out o JOIN batch_ref r USING (id), biomed_ner_service() s GROUP BY s"
+check "cross-session batches: entities of backend mode, scores within 1e-5" \
+    "$(sql "SELECT count(*) = $CLIENTS * 40 AND bool_and(same_entities(o.entities, r.entities)) FROM batch_out o JOIN batch_ref r USING (id)")"
+check "cross-session batches: notes of several sessions per batch" \
+    "$(sql "SELECT ((s->>'notes_annotated')::numeric - $notes0) / nullif((s->>'batches')::numeric - $batches0, 0) > 1.5 FROM biomed_ner_service() s")"
+
+# 2. SIGKILL of the model process under load.
 old_pid=$(sql "SELECT biomed_ner_service()->>'pid'")
 pids=()
 for c in $(seq "$CLIENTS"); do
@@ -80,4 +104,4 @@ check "service answers again within 10 s" "$(sql "SELECT coalesce($recovery < 10
 check "a new model process, one restart counted" \
     "$(sql "SELECT (s->>'pid') <> '$old_pid' AND (s->>'restarts')::int = 1 AND s->>'state' = 'ready' FROM biomed_ner_service() s")"
 check "waiting backends show wait event Extension" "$(sql "SELECT max(waiting) > 0 FROM waits")"
-summary service_crash
+summary service
