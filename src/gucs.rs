@@ -63,6 +63,9 @@ pub enum ExecutionSetting {
 static EXECUTION: GucSetting<ExecutionSetting> = GucSetting::<ExecutionSetting>::new(ExecutionSetting::Auto);
 static BATCH_WAIT_MS: GucSetting<i32> = GucSetting::<i32>::new(2);
 static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
+static QUEUE_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+static QUEUE_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
+static QUEUE_PAUSE_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
 static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static DEVICE: GucSetting<DeviceSetting> = GucSetting::<DeviceSetting>::new(DeviceSetting::Cpu);
 static DTYPE: GucSetting<DtypeSetting> = GucSetting::<DtypeSetting>::new(DtypeSetting::F32);
@@ -240,6 +243,34 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"biomed_ner.queue_databases",
+        c"Databases, separated by commas, whose watched tables a queue worker drains.",
+        c"Needs biomed_ner in shared_preload_libraries; one worker per database (each takes a background worker slot, see max_worker_processes). Server configuration only.",
+        &QUEUE_DATABASES,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"biomed_ner.queue_batch_size",
+        c"Queued rows a queue worker annotates per transaction.",
+        c"Each batch is one transaction: rows locked, annotated in one batched call, written, taken off the queue. Server configuration only.",
+        &QUEUE_BATCH_SIZE,
+        1,
+        10_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"biomed_ner.queue_pause_ms",
+        c"Pause of a queue worker after each batch, to throttle a backfill on a busy server.",
+        c"0 works through the queue without pausing. Server configuration only.",
+        &QUEUE_PAUSE_MS,
+        0,
+        60_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
     GucRegistry::define_int_guc(
         c"biomed_ner.max_chars",
         c"Longest note, in characters, that biomed_ner accepts.",
@@ -344,4 +375,24 @@ pub fn dtype_name() -> &'static str {
         DtypeSetting::F16 => "f16",
         DtypeSetting::Bf16 => "bf16",
     }
+}
+
+/// `biomed_ner.queue_databases`, its names in order, without duplicates.
+pub fn queue_databases() -> Vec<String> {
+    let value = QUEUE_DATABASES.get().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut names: Vec<String> = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+pub fn queue_batch_size() -> usize {
+    QUEUE_BATCH_SIZE.get().max(1) as usize
+}
+
+pub fn queue_pause_ms() -> u64 {
+    QUEUE_PAUSE_MS.get().max(0) as u64
 }

@@ -2,8 +2,8 @@
 //!
 //! A thin SQL layer over the `deberta-ner` engine: settings (`gucs`), who may load what
 //! (`access`), text in the database's encoding (`encoding`), the backend's model and threads
-//! (`backend`), the shared inference service (`service`), SQL functions (`api`), the trigger
-//! (`trigger`) and error mapping (`error`).
+//! (`backend`), the shared inference service (`service`), watched tables and their queue
+//! (`queue`), SQL functions (`api`), the trigger (`trigger`) and error mapping (`error`).
 
 use pgrx::prelude::*;
 
@@ -13,6 +13,7 @@ mod backend;
 mod encoding;
 mod error;
 mod gucs;
+mod queue;
 mod service;
 mod trigger;
 
@@ -22,6 +23,7 @@ pgrx::pg_module_magic!();
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     service::init();
+    queue::init();
     // Safety: called once while loading the library, with a static C string.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"biomed_ner".as_ptr()) };
 }

@@ -1,0 +1,175 @@
+//! The queue's background workers: a launcher, started with the server, that keeps one queue
+//! worker running in each database of `biomed_ner.queue_databases` (re-read at reload), and the
+//! queue workers, which drain every watched table of their database batch by batch.
+//!
+//! A queue worker runs each batch in its own transaction as the bootstrap superuser; the batch
+//! function checks, at every batch, that the role that created the watch may still read the
+//! table and write its jsonb column. Between batches it waits `biomed_ner.queue_pause_ms`
+//! (throttling a backfill on a busy server); with nothing queued it sleeps on its latch.
+//! `pg_stat_activity` shows it (`backend_type` `biomed_ner queue`) and the table it works on.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::time::Duration;
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, DynamicBackgroundWorker, SignalWakeFlags};
+use pgrx::prelude::*;
+
+use crate::gucs;
+
+/// How long an idle queue worker sleeps before it looks at the queue again.
+const NAPTIME: Duration = Duration::from_millis(250);
+/// How long it sleeps in a database without the extension.
+const NO_EXTENSION_NAPTIME: Duration = Duration::from_secs(1);
+
+pub fn register_launcher() {
+    BackgroundWorkerBuilder::new("biomed_ner queue launcher")
+        .set_type("biomed_ner queue launcher")
+        .set_library("biomed_ner")
+        .set_function("biomed_ner_queue_launcher_main")
+        .enable_shmem_access(None)
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+fn start_worker(database: &str) -> Option<DynamicBackgroundWorker> {
+    let started = BackgroundWorkerBuilder::new(&format!("biomed_ner queue worker for database {database}"))
+        .set_type("biomed_ner queue")
+        .set_library("biomed_ner")
+        .set_function("biomed_ner_queue_main")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .set_extra(database)
+        .load_dynamic();
+    match started {
+        Ok(w) => {
+            pgrx::log!("biomed_ner queue: started the worker of database \"{database}\"");
+            Some(w)
+        }
+        Err(_) => {
+            pgrx::warning!("biomed_ner queue: cannot start a worker for database \"{database}\" (max_worker_processes?)");
+            None
+        }
+    }
+}
+
+/// The launcher's entry point: one queue worker per listed database, adjusted at reload.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn biomed_ner_queue_launcher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let mut workers: BTreeMap<String, Option<DynamicBackgroundWorker>> = BTreeMap::new();
+    let mut wanted = gucs::queue_databases();
+    loop {
+        workers.retain(|db, w| {
+            if wanted.contains(db) {
+                return true;
+            }
+            if let Some(w) = w.take() {
+                pgrx::log!("biomed_ner queue: stopping the worker of database \"{db}\"");
+                let _ = w.terminate();
+            }
+            false
+        });
+        for db in &wanted {
+            let entry = workers.entry(db.clone()).or_insert(None);
+            if entry.is_none() {
+                *entry = start_worker(db);
+            }
+        }
+        if !BackgroundWorker::wait_latch(Some(Duration::from_secs(10))) {
+            break;
+        }
+        if BackgroundWorker::sighup_received() {
+            // Safety: the documented way for a background worker to reload its settings.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            wanted = gucs::queue_databases();
+        }
+    }
+}
+
+fn report_activity(what: &str) {
+    let text = CString::new(what).unwrap_or_default();
+    // Safety: copies the string into this backend's activity slot.
+    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, text.as_ptr()) };
+}
+
+fn report_idle() {
+    // Safety: as above, with no text.
+    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
+}
+
+/// Sleeps on the latch; false when the worker must stop. Reloads the settings at SIGHUP.
+fn sleep(duration: Duration) -> bool {
+    if duration.is_zero() {
+        return true;
+    }
+    let alive = BackgroundWorker::wait_latch(Some(duration));
+    if BackgroundWorker::sighup_received() {
+        // Safety: the documented way for a background worker to reload its settings.
+        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+    }
+    alive
+}
+
+/// The queue worker's entry point: drains the watched tables of its database.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = BackgroundWorker::get_extra().to_string();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    loop {
+        report_idle();
+        // The tables with work, and the schema of the extension (None: not installed here).
+        let (schema, tables) = BackgroundWorker::transaction(|| {
+            let schema: Option<String> = Spi::get_one(
+                "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'biomed_ner'",
+            )
+            .unwrap_or(None);
+            let Some(schema) = schema else { return (None, Vec::new()) };
+            let query = format!(
+                "SELECT w.relid, w.relid::regclass::text FROM {s}.biomed_ner_watches w WHERE NOT w.paused
+                 AND (w.backfill_pending OR EXISTS (SELECT 1 FROM {s}.biomed_ner_queue q WHERE q.relid = w.relid))
+                 ORDER BY w.relid",
+                s = spi::quote_identifier(&schema)
+            );
+            let tables: Vec<(pg_sys::Oid, String)> = Spi::connect(|client| {
+                client
+                    .select(&query, None, &[])
+                    .map(|rows| {
+                        rows.filter_map(|r| Some((r.get::<pg_sys::Oid>(1).ok()??, r.get::<String>(2).ok()??))).collect()
+                    })
+                    .unwrap_or_default()
+            });
+            (Some(schema), tables)
+        });
+        let Some(schema) = schema else {
+            if !sleep(NO_EXTENSION_NAPTIME) {
+                break;
+            }
+            continue;
+        };
+        let mut worked = false;
+        for (relid, name) in tables {
+            report_activity(&format!("biomed_ner queue: annotating {name}"));
+            let done: i32 = BackgroundWorker::transaction(|| {
+                Spi::get_one_with_args(
+                    &format!("SELECT {}._biomed_ner_drain($1, $2)", spi::quote_identifier(&schema)),
+                    &[relid.into(), (gucs::queue_batch_size() as i32).into()],
+                )
+                .unwrap_or(None)
+                .unwrap_or(0)
+            });
+            worked |= done > 0;
+            if done > 0 && !sleep(Duration::from_millis(gucs::queue_pause_ms())) {
+                return;
+            }
+        }
+        if !worked && !sleep(NAPTIME) {
+            break;
+        }
+    }
+}

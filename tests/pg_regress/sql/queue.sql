@@ -1,0 +1,88 @@
+-- Watched tables: watch with backfill, the queue drained by biomed_ner_queue_drain (the queue
+-- worker does the same in the background; tests/robustness/queue.sh runs it), update of the
+-- text, a delete, a failing row, pause and resume, permissions, unwatch.
+\getenv fixture BIOMED_NER_FIXTURE
+SET biomed_ner.model = :'fixture';
+CREATE TABLE watched (id int PRIMARY KEY, body text, entities jsonb, note text);
+INSERT INTO watched (id, body) VALUES (1, 'Fever and cough.'), (2, 'Aspirin 81 mg daily.'), (3, NULL);
+-- Wrong uses.
+SELECT expect_error($$SELECT biomed_ner_watch('watched', 'nope', 'entities')$$);
+SELECT expect_error($$SELECT biomed_ner_watch('watched', 'entities', 'body')$$);
+CREATE TABLE no_key (body text, entities jsonb);
+SELECT expect_error($$SELECT biomed_ner_watch('no_key', 'body', 'entities')$$);
+SELECT expect_error($$SELECT biomed_ner_unwatch('no_key')$$);
+-- Watch, with backfill of the rows whose jsonb column is NULL.
+SELECT biomed_ner_watch('watched', 'body', 'entities');
+SELECT expect_error($$SELECT biomed_ner_watch('watched', 'body', 'entities')$$);
+INSERT INTO watched (id, body) VALUES (4, 'Chest pain with fever.');
+SELECT table_name, pending, done, failed, backfill_pending, paused FROM biomed_ner_queue_status;
+SELECT biomed_ner_queue_drain('watched') AS annotated;
+SELECT table_name, pending, done, failed, backfill_pending FROM biomed_ner_queue_status;
+SELECT id, entities IS NOT NULL AS annotated, same_entities(entities, biomed_ner(body)) AS current FROM watched ORDER BY id;
+-- A new text is annotated again; writes of other columns are not queued.
+UPDATE watched SET body = 'Severe headache and nausea.' WHERE id = 1;
+UPDATE watched SET note = 'seen' WHERE id = 2;
+UPDATE watched SET entities = '[]' WHERE id = 3;
+SELECT pending FROM biomed_ner_queue_status;
+SELECT biomed_ner_queue_drain('watched') AS annotated;
+SELECT id, same_entities(entities, biomed_ner(body)) AS current, entities = '[]' AS kept FROM watched ORDER BY id;
+-- A row changed twice before the queue runs gets the entities of its last text; a row deleted
+-- before it runs leaves the queue.
+UPDATE watched SET body = 'Vomiting.' WHERE id = 2;
+UPDATE watched SET body = 'Vomiting and diarrhoea.' WHERE id = 2;
+UPDATE watched SET body = 'Rash.' WHERE id = 4;
+DELETE FROM watched WHERE id = 4;
+SELECT pending FROM biomed_ner_queue_status;
+SELECT biomed_ner_queue_drain('watched') AS taken_off;
+SELECT id, same_entities(entities, biomed_ner('Vomiting and diarrhoea.')) AS latest_text FROM watched WHERE id = 2;
+-- A row that fails (over max_chars) is recorded and does not hold back the others.
+SET biomed_ner.max_chars = 40;
+INSERT INTO watched (id, body) VALUES (5, repeat('fever ', 10)), (6, 'Cough.');
+SELECT biomed_ner_queue_drain('watched') AS taken_off;
+RESET biomed_ner.max_chars;
+SELECT table_name, key, sqlstate, error FROM biomed_ner_queue_failures;
+SELECT id, entities IS NOT NULL AS annotated FROM watched WHERE id IN (5, 6) ORDER BY id;
+SELECT pending, failed, last_error FROM biomed_ner_queue_status;
+-- Pause and resume.
+SELECT biomed_ner_watch_pause('watched');
+INSERT INTO watched (id, body) VALUES (7, 'Dyspnoea on exertion.');
+SELECT biomed_ner_queue_drain('watched') AS while_paused;
+SELECT paused, pending FROM biomed_ner_queue_status;
+SELECT biomed_ner_watch_resume('watched');
+SELECT biomed_ner_queue_drain('watched') AS after_resume;
+-- Permissions: the queue is the extension's; a watch needs SELECT and TRIGGER on the table and
+-- UPDATE on its jsonb column; only its creator, the table's owner and superusers manage it;
+-- its writes stop when its creator may no longer make them.
+CREATE ROLE queue_alice LOGIN;
+CREATE ROLE queue_bob LOGIN;
+CREATE TABLE alice_notes (id int PRIMARY KEY, body text, entities jsonb);
+ALTER TABLE alice_notes OWNER TO queue_alice;
+GRANT SELECT ON watched TO queue_bob;
+SET SESSION AUTHORIZATION queue_bob;
+SELECT expect_error($$SELECT biomed_ner_watch('alice_notes', 'body', 'entities')$$);
+SELECT expect_error($$SELECT biomed_ner_unwatch('watched')$$);
+SELECT expect_error($$SELECT biomed_ner_watch_pause('watched')$$);
+SELECT expect_error($$SELECT biomed_ner_queue_drain('watched')$$);
+SELECT expect_error($$INSERT INTO biomed_ner_queue (relid, key) VALUES ('alice_notes'::regclass, '1')$$);
+SELECT expect_error($$SELECT _biomed_ner_drain('watched'::regclass, 10)$$);
+SELECT table_name FROM biomed_ner_queue_status;
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION queue_alice;
+SELECT biomed_ner_watch('alice_notes', 'body', 'entities');
+INSERT INTO alice_notes (id, body) VALUES (1, 'Fever.');
+SELECT biomed_ner_queue_drain('alice_notes') AS annotated;
+SELECT owner FROM biomed_ner_queue_status;
+RESET SESSION AUTHORIZATION;
+REVOKE UPDATE ON alice_notes FROM queue_alice;
+INSERT INTO alice_notes (id, body) VALUES (2, 'Cough.');
+SELECT biomed_ner_queue_drain('alice_notes') AS while_not_allowed;
+SELECT pending, last_error FROM biomed_ner_queue_status WHERE table_name = 'alice_notes'::regclass;
+SELECT id, entities IS NOT NULL AS annotated FROM alice_notes ORDER BY id;
+-- Unwatch: triggers and queue gone.
+SELECT biomed_ner_unwatch('watched');
+SELECT biomed_ner_unwatch('alice_notes');
+INSERT INTO watched (id, body) VALUES (8, 'Fatigue.');
+SELECT count(*) AS watches FROM biomed_ner_queue_status;
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgname LIKE 'biomed_ner_watch%';
+DROP TABLE watched, no_key, alice_notes;
+DROP ROLE queue_alice, queue_bob;
