@@ -74,22 +74,7 @@ run() {
         sleep 1
     done
     wait "$bench" || { cat "$WORK/pgbench.out"; return 1; }
-    # Log lines: client, transaction, latency (us), script, end time (s), end time (us).
-    cat "$WORK"/log.* | python3 -c '
-import sys
-label, start, warm, measure, tokens, peak = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
-lat = []
-for line in sys.stdin:
-    f = line.split()
-    end = int(f[4]) + int(f[5]) / 1e6
-    if end >= start + warm:
-        lat.append(int(f[2]) / 1000)
-lat.sort()
-n = len(lat)
-span = measure
-q = lambda p: lat[min(n - 1, int(p * n))] if n else float("nan")
-print(f"{label:<44} {n / span:8.1f} notes/s {n / span * tokens:9.0f} tokens/s  p50 {q(0.5):7.1f} ms  p99 {q(0.99):7.1f} ms  memory {peak / 1048576:5.2f} GB")
-' "$label" "$start" "$WARMUP" "$MEASURE" "$TOKENS" "$peak"
+    cat "$WORK"/log.* | python3 bench/pgbench_summary.py "$label" "$start" "$WARMUP" "$MEASURE" "$TOKENS" "$peak"
     grep -h "failed\|aborted" "$WORK/pgbench.out" | grep -v " 0 (0.000%)" || true
 }
 

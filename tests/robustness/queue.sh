@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Watched tables across crashes, on a throw-away PostgreSQL 15 cluster with biomed_ner preloaded
+# and a queue worker for database postgres: `pg_ctl -m immediate` in the middle of a backfill,
+# and again in the middle of a load run (CLIENTS pgbench clients inserting notes and rewriting
+# the text of existing ones); after each restart the queue must drain to the same final state:
+# no row lost or left without entities, none with the entities of an older text (every row's
+# jsonb has the entities of biomed_ner(body): types, spans, words; scores within 1e-5).
+#   tests/robustness/queue.sh [ROWS] [CLIENTS]     Run as root after `cargo pgrx install`.
+set -euo pipefail
+ROWS=${1:-20000}; CLIENTS=${2:-4}
+cd "$(dirname "$0")/../.."
+. scripts/cluster.sh
+MODEL=${BIOMED_NER_FUZZ_MODEL-$(scripts/fixtures-for-postgres)/v3_base_like}
+CLUSTER_CONF="shared_preload_libraries = 'biomed_ner'
+biomed_ner.model = '$MODEL'
+biomed_ner.queue_databases = 'postgres'" start_cluster 54362
+. tests/robustness/lib.sh
+sql() { cluster_psql -d postgres -Atc "$1"; }
+restart_immediately() {
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m immediate stop >/dev/null
+    runuser -u postgres -- env -u RUST_BACKTRACE RAYON_NUM_THREADS=2 "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w \
+        -o "-p $PG_PORT -k $PGDATA_DIR -c listen_addresses=''" start >/dev/null
+}
+wait_drained() { # seconds until the queue is empty and the backfill done (300 s at most)
+    local t0=$SECONDS
+    for _ in $(seq 3000); do
+        [ "$(sql "SELECT pending = 0 AND NOT backfill_pending FROM biomed_ner_queue_status" 2>/dev/null)" = t ] && { echo $((SECONDS - t0)); return 0; }
+        sleep 0.1
+    done
+    echo never; return 1
+}
+final_state() { # NAME: every row annotated with the entities of its current text
+    check "$1: no row without entities" "$(sql "SELECT count(*) = 0 FROM notes WHERE entities IS NULL")"
+    check "$1: every row has the entities of its current text" \
+        "$(sql "SELECT bool_and(same_entities(entities, biomed_ner(body))) FROM notes")"
+    check "$1: no failed rows, no crash" "$(sql "SELECT failed = 0 FROM biomed_ner_queue_status")"
+}
+cluster_psql -d postgres -c "CREATE EXTENSION biomed_ner" >/dev/null
+cluster_psql -d postgres -f "$(helpers_sql)" >/dev/null
+sql "CREATE TABLE notes (id bigserial PRIMARY KEY, body text NOT NULL, entities jsonb);
+     INSERT INTO notes (body) SELECT 'Patient ' || i || ' had fever, cough and chest pain; aspirin ' || i % 300 || ' mg daily.'
+     FROM generate_series(1, $ROWS) i" >/dev/null
+
+# 1. Immediate stop in the middle of a backfill.
+sql "SELECT biomed_ner_watch('notes', 'body', 'entities')" >/dev/null
+for _ in $(seq 600); do [ "$(sql "SELECT done > 0 FROM biomed_ner_queue_status")" = t ] && break; sleep 0.05; done
+sql "SELECT 'backfill: ' || done || ' rows done, ' || pending || ' pending at the immediate stop' FROM biomed_ner_queue_status"
+restart_immediately
+echo "backfill: queue empty $(wait_drained) s after the restart"
+final_state "backfill"
+
+# 2. Immediate stop in the middle of a load: inserts and rewrites of existing texts.
+cat > "$PGDATA_DIR/load.sql" <<EOF
+\set id random(1, $ROWS)
+UPDATE notes SET body = 'Rewritten ' || :id || ': dyspnoea and nausea, ' || (random() * 1000)::int || ' mg' WHERE id = :id;
+INSERT INTO notes (body) VALUES ('New note: headache and vomiting for ' || (random() * 10)::int || ' days.');
+EOF
+chown postgres "$PGDATA_DIR/load.sql"
+(runuser -u postgres -- "$PG_BIN/pgbench" -n -h "$PGDATA_DIR" -p "$PG_PORT" -U postgres -c "$CLIENTS" -T 20 \
+    -f "$PGDATA_DIR/load.sql" postgres >"$PGDATA_DIR/load.out" 2>&1 || true) &
+sleep 4
+sql "SELECT 'load: ' || (SELECT count(*) FROM notes) || ' rows, ' || pending || ' pending at the immediate stop' FROM biomed_ner_queue_status"
+restart_immediately
+wait
+echo "load: queue empty $(wait_drained) s after the restart"
+final_state "load"
+check "server log: no crash of a backend or worker" \
+    "$(grep -qE 'was terminated by signal|terminating any other active server processes' "$PGDATA_DIR/server.log" && echo f || echo t)"
+summary queue
