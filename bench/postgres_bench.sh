@@ -19,14 +19,10 @@ cd "$(dirname "$0")/.."
 . scripts/cluster.sh
 CLUSTER_THREADS=$THREADS start_cluster 54332
 psql() { cluster_psql -d postgres "$@"; }
-psql -v model="$DIR/model" -v site="$SITE" -v threads="$THREADS" -v notes="$DIR/sentences.jsonl" <<'SQL'
+psql -v notes="$DIR/sentences.jsonl" -v table=notes < bench/load_sentences.sql >/dev/null
+psql -v model="$DIR/model" -v site="$SITE" -v threads="$THREADS" <<'SQL'
 CREATE EXTENSION biomed_ner;
 CREATE EXTENSION plpython3u;
-CREATE TABLE notes(id bigint PRIMARY KEY, body text);
-CREATE TEMP TABLE raw(line text);
-\set copy '\\copy raw FROM ' :'notes' ' WITH (FORMAT csv, DELIMITER E''\\x01'', QUOTE E''\\x02'')'
-:copy
-INSERT INTO notes SELECT row_number() OVER (), line::jsonb->>'text' FROM raw;
 CREATE FUNCTION hf_ner(body text, site text, model text, threads int) RETURNS jsonb LANGUAGE plpython3u AS $$
 import json
 if 'nlp' not in GD:

@@ -22,18 +22,12 @@ CLUSTER_CONF="shared_preload_libraries = 'biomed_ner'
 biomed_ner.queue_databases = 'postgres'" start_cluster 54373
 sql() { cluster_psql -d postgres -Atc "$1"; }
 cluster_psql -d postgres -c "CREATE EXTENSION biomed_ner" >/dev/null
-cluster_psql -d postgres -f tests/pg_regress/helpers.sql >/dev/null 2>&1 || \
-    { cp tests/pg_regress/helpers.sql "$WORK/helpers.sql"; cluster_psql -d postgres -f "$WORK/helpers.sql" >/dev/null; }
-sql "CREATE TABLE sentences (id int PRIMARY KEY, body text)" >/dev/null
+cluster_psql -d postgres < tests/pg_regress/helpers.sql >/dev/null
 if [ -n "$NOTES" ]; then
     cp "$NOTES" "$WORK/notes.jsonl"; chmod a+r "$WORK/notes.jsonl"
-    cluster_psql -d postgres -v notes="$WORK/notes.jsonl" >/dev/null <<'SQL'
-CREATE TEMP TABLE raw (line text);
-\set copy '\\copy raw FROM ' :'notes' ' WITH (FORMAT csv, DELIMITER E''\\x01'', QUOTE E''\\x02'')'
-:copy
-INSERT INTO sentences SELECT row_number() OVER (), line::jsonb->>'text' FROM raw;
-SQL
+    cluster_psql -d postgres -v notes="$WORK/notes.jsonl" -v table=sentences < bench/load_sentences.sql >/dev/null
 else
+    sql "CREATE TABLE sentences (id bigint PRIMARY KEY, body text)" >/dev/null
     sql "INSERT INTO sentences SELECT i, 'Patient ' || i || ' presented with fever, cough and chest pain; given aspirin '
          || (i % 300) || ' mg daily.' FROM generate_series(1, 240) i" >/dev/null
 fi

@@ -41,13 +41,9 @@ cluster_pss() {
 }
 
 setup_db() { # loads the sentences and the trigger table into database postgres
-    cluster_psql -d postgres -v notes="$DIR/sentences.jsonl" >/dev/null <<'SQL'
+    cluster_psql -d postgres -v notes="$DIR/sentences.jsonl" -v table=sentences < bench/load_sentences.sql >/dev/null
+    cluster_psql -d postgres >/dev/null <<'SQL'
 CREATE EXTENSION biomed_ner;
-CREATE TABLE sentences (id int PRIMARY KEY, body text);
-CREATE TEMP TABLE raw (line text);
-\set copy '\\copy raw FROM ' :'notes' ' WITH (FORMAT csv, DELIMITER E''\\x01'', QUOTE E''\\x02'')'
-:copy
-INSERT INTO sentences SELECT row_number() OVER (), line::jsonb->>'text' FROM raw;
 CREATE TABLE notes (id bigserial PRIMARY KEY, body text, entities jsonb);
 CREATE TRIGGER annotate BEFORE INSERT ON notes FOR EACH ROW EXECUTE FUNCTION biomed_ner_annotate('body', 'entities');
 SQL

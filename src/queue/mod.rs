@@ -11,8 +11,10 @@
 //! ([`worker`]) drains every watched table when the library is preloaded;
 //! `biomed_ner_queue_drain(table)` drains one from any session, with or without it.
 //!
-//! This file is the module's one entry point: the SQL objects and [`init`].
+//! This file is the module's one entry point: the SQL objects and [`init`]; the trigger's
+//! function is in [`enqueue`].
 
+mod enqueue;
 mod worker;
 
 pgrx::extension_sql_file!("queue.sql", name = "queue", finalize);

@@ -42,15 +42,8 @@ CREATE TABLE biomed_ner_failures (
 CREATE TABLE biomed_ner_batches (relid oid NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp(), rows int NOT NULL);
 REVOKE ALL ON biomed_ner_watches, biomed_ner_queue, biomed_ner_failures, biomed_ner_batches FROM PUBLIC;
 
--- The watch trigger: records the row's key. Runs as the extension's owner, so that writers of
--- the table need no right on the queue; it records rows of its own table only.
-CREATE FUNCTION _biomed_ner_enqueue() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    INSERT INTO @extschema@.biomed_ner_queue (relid, key) VALUES (TG_RELID, to_jsonb(NEW) ->> TG_ARGV[0])
-    ON CONFLICT (relid, key) DO UPDATE SET enqueued_at = excluded.enqueued_at;
-    RETURN NULL;
-END $$;
+-- The watch triggers run _biomed_ner_enqueue (src/queue/enqueue.rs): it records the row's key as
+-- the extension's owner, so that writers of the table need no right on the queue.
 
 -- Raises 42501 unless the session user may manage the watch of `tab`.
 CREATE FUNCTION _biomed_ner_check_manager(tab oid) RETURNS @extschema@.biomed_ner_watches
@@ -127,19 +120,16 @@ BEGIN
     DELETE FROM @extschema@.biomed_ner_batches WHERE relid = tab;
 END $$;
 
+CREATE FUNCTION _biomed_ner_set_paused(tab regclass, pause boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM @extschema@._biomed_ner_check_manager(tab);
+    UPDATE @extschema@.biomed_ner_watches SET paused = pause WHERE relid = tab;
+END $$;
 CREATE FUNCTION biomed_ner_watch_pause(tab regclass) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM @extschema@._biomed_ner_check_manager(tab);
-    UPDATE @extschema@.biomed_ner_watches SET paused = true WHERE relid = tab;
-END $$;
-
+LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_set_paused(tab, true) $$;
 CREATE FUNCTION biomed_ner_watch_resume(tab regclass) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM @extschema@._biomed_ner_check_manager(tab);
-    UPDATE @extschema@.biomed_ner_watches SET paused = false WHERE relid = tab;
-END $$;
+LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_set_paused(tab, false) $$;
 
 -- Whether an error of annotating a row is that row's own (its text: too long, not convertible,
 -- a tokenizer or internal failure on it), so the row is recorded as failed and leaves the queue;
