@@ -14,6 +14,7 @@
 //! This file is the module's one entry point: the SQL objects and [`init`]; the trigger's
 //! function is in [`enqueue`].
 
+mod as_owner;
 mod enqueue;
 mod worker;
 

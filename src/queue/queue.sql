@@ -180,7 +180,8 @@ BEGIN
         RETURN 0;
     END IF;
     -- Lock the rows (skipping those another transaction holds), annotate their current text in
-    -- one batched call, write the results.
+    -- one batched call, write the results: as the watch's creator (src/queue/as_owner.rs), so
+    -- that the table's own triggers never run with this function's rights.
     annotate := format($f$
         WITH locked AS MATERIALIZED (
             SELECT %1$I AS k, %2$I::text AS body FROM %3$s WHERE %1$I = ANY($1::%4$s[]) FOR NO KEY UPDATE SKIP LOCKED),
@@ -189,7 +190,7 @@ BEGIN
         written AS (UPDATE %3$s t SET %5$I = r.e FROM results r WHERE t.%1$I = r.k RETURNING t.%1$I::text AS k)
         SELECT array_agg(k) FROM written$f$, w.key_column, w.text_column, tab::regclass, w.key_type, w.jsonb_column);
     BEGIN
-        EXECUTE annotate INTO done_keys USING keys;
+        done_keys := @extschema@._biomed_ner_run_as(w.owner, annotate, keys);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
         IF NOT @extschema@._biomed_ner_row_error(st) THEN
@@ -203,7 +204,7 @@ BEGIN
         done_keys := ARRAY[]::text[];
         FOREACH k IN ARRAY keys LOOP
             BEGIN
-                EXECUTE annotate INTO one USING ARRAY[k];
+                one := @extschema@._biomed_ner_run_as(w.owner, annotate, ARRAY[k]);
                 done_keys := done_keys || coalesce(one, ARRAY[]::text[]);
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
@@ -236,6 +237,7 @@ BEGIN
     RETURN cardinality(done_keys);
 END $$;
 REVOKE ALL ON FUNCTION _biomed_ner_drain(oid, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _biomed_ner_run_as(oid, text, text[]) FROM PUBLIC;
 
 CREATE FUNCTION biomed_ner_queue_drain(tab regclass, max_rows bigint DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -73,6 +73,17 @@ INSERT INTO alice_notes (id, body) VALUES (1, 'Fever.');
 SELECT biomed_ner_queue_drain('alice_notes') AS annotated;
 SELECT owner FROM biomed_ner_queue_status;
 RESET SESSION AUTHORIZATION;
+-- The table's own triggers run as the watch's creator, never with the queue's rights.
+CREATE TABLE alice_log (who name);
+CREATE FUNCTION alice_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO alice_log VALUES (current_user); RETURN NEW; END $$;
+ALTER TABLE alice_log OWNER TO queue_alice;
+ALTER FUNCTION alice_audit() OWNER TO queue_alice;
+CREATE TRIGGER audit BEFORE UPDATE ON alice_notes FOR EACH ROW EXECUTE FUNCTION alice_audit();
+INSERT INTO alice_notes (id, body) VALUES (3, 'Chest pain.');
+SELECT biomed_ner_queue_drain('alice_notes') AS annotated_by_superuser;
+SELECT who FROM alice_log;
+SELECT last_error FROM biomed_ner_queue_status WHERE table_name = 'alice_notes'::regclass;
 REVOKE UPDATE ON alice_notes FROM queue_alice;
 INSERT INTO alice_notes (id, body) VALUES (2, 'Cough.');
 SELECT biomed_ner_queue_drain('alice_notes') AS while_not_allowed;
@@ -84,5 +95,6 @@ SELECT biomed_ner_unwatch('alice_notes');
 INSERT INTO watched (id, body) VALUES (8, 'Fatigue.');
 SELECT count(*) AS watches FROM biomed_ner_queue_status;
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgname LIKE 'biomed_ner_watch%';
-DROP TABLE watched, no_key, alice_notes;
+DROP TABLE watched, no_key, alice_notes, alice_log;
+DROP FUNCTION alice_audit();
 DROP ROLE queue_alice, queue_bob;

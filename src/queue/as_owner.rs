@@ -1,0 +1,49 @@
+//! Running a batch's read and write of a watched table as the watch's creator.
+//!
+//! The batch function runs as the extension's owner (a superuser) so that it may write the
+//! queue; the watched table's own triggers, defaults and functions must not run with those
+//! rights, or a table owner could have the queue worker run anything as a superuser. So the
+//! statement that locks, annotates and writes the rows runs as the role that created the watch,
+//! as a security-restricted operation (the way VACUUM and ANALYZE act as a table's owner), with
+//! the session's own search_path, and any setting it changes is undone afterwards.
+
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+use crate::error::raise;
+
+const FUNCTION: &str = "_biomed_ner_run_as";
+
+/// Runs `query` (one parameter: `keys`; one row with one `text[]` column) as `role`, and
+/// returns that column. Not for PUBLIC (queue.sql revokes it): only the batch function calls it.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _biomed_ner_run_as(role: pg_sys::Oid, query: &str, keys: Vec<String>) -> Option<Vec<Option<String>>> {
+    let (mut user, mut context) = (pg_sys::Oid::INVALID, 0);
+    // Safety: switches the current user for this statement, as PostgreSQL's maintenance
+    // commands do; an error on the way is undone by the (sub)transaction's abort, which
+    // restores the user and the settings.
+    let nest_level = unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        pg_sys::SetUserIdAndSecContext(
+            role,
+            context | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
+        );
+        pg_sys::NewGUCNestLevel()
+    };
+    let result = Spi::connect_mut(|client| {
+        // The role's own search_path, as in its own sessions (the batch function's is
+        // restricted to pg_catalog); undone with the other settings afterwards.
+        client.update("RESET search_path", None, &[])?;
+        client
+            .update(query, None, &[keys.into()])
+            .and_then(|table| table.first().get_one::<Vec<Option<String>>>())
+    });
+    // Safety: restores what was saved above.
+    unsafe {
+        pg_sys::AtEOXact_GUC(false, nest_level);
+        pg_sys::SetUserIdAndSecContext(user, context);
+    }
+    result.unwrap_or_else(|e| {
+        raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("queue batch failed: {e}"), "This is a bug in biomed_ner.", FUNCTION)
+    })
+}
