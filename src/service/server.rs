@@ -118,8 +118,17 @@ pub fn run(listener: UnixListener, control: File, config: ServiceConfig, meta: W
         started: Instant::now(),
         started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
     });
-    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new().name(name.into()).spawn(f).unwrap_or_else(|e| {
+    // These threads are the service: if one of them ends by a panic, the process ends, and the
+    // supervisor starts another, instead of leaving callers waiting on a service that no longer
+    // serves.
+    let spawn = |name: &'static str, f: Box<dyn FnOnce() + Send>| {
+        let body = move || {
+            if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
+                log!("its {name} thread failed: {}", panic_message(&*panic));
+                exit(70);
+            }
+        };
+        std::thread::Builder::new().name(name.into()).spawn(body).unwrap_or_else(|e| {
             log!("cannot start its {name} thread: {e}");
             exit(70)
         })
