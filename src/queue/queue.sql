@@ -8,13 +8,15 @@
 -- on the jsonb column (checked at every batch); unwatch, pause and resume are for that role,
 -- the table's owner and superusers. Nobody but the extension's functions writes the queue.
 
+-- Tables and roles are regclass and regrole, so that pg_dump writes them by name and a restore
+-- finds them again; the watches, the queue and the failures are dumped with the database.
 CREATE TABLE biomed_ner_watches (
-    relid oid PRIMARY KEY,
+    relid regclass PRIMARY KEY,
     text_column name NOT NULL,
     jsonb_column name NOT NULL,
     key_column name NOT NULL,
     key_type text NOT NULL,
-    owner oid NOT NULL,
+    owner regrole NOT NULL,
     paused boolean NOT NULL DEFAULT false,
     backfill_pending boolean NOT NULL DEFAULT false,
     created_at timestamptz NOT NULL DEFAULT now(),
@@ -24,14 +26,14 @@ CREATE TABLE biomed_ner_watches (
     last_error_at timestamptz
 );
 CREATE TABLE biomed_ner_queue (
-    relid oid NOT NULL,
+    relid regclass NOT NULL,
     key text NOT NULL,
     enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (relid, key)
 );
 CREATE INDEX biomed_ner_queue_age ON biomed_ner_queue (relid, enqueued_at);
 CREATE TABLE biomed_ner_failures (
-    relid oid NOT NULL,
+    relid regclass NOT NULL,
     key text NOT NULL,
     sqlstate text NOT NULL,
     error text NOT NULL,
@@ -41,6 +43,9 @@ CREATE TABLE biomed_ner_failures (
 -- Batches of the last ten minutes, for rows per second.
 CREATE TABLE biomed_ner_batches (relid oid NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp(), rows int NOT NULL);
 REVOKE ALL ON biomed_ner_watches, biomed_ner_queue, biomed_ner_failures, biomed_ner_batches FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('biomed_ner_watches', '');
+SELECT pg_catalog.pg_extension_config_dump('biomed_ner_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('biomed_ner_failures', '');
 
 -- The watch triggers run _biomed_ner_enqueue (src/queue/enqueue.rs): it records the row's key as
 -- the extension's owner, so that writers of the table need no right on the queue.
@@ -170,7 +175,7 @@ BEGIN
         RETURN 0;
     END IF;
     IF w.backfill_pending THEN
-        EXECUTE format('INSERT INTO @extschema@.biomed_ner_queue (relid, key) SELECT %s, %I::text FROM %s WHERE %I IS NULL
+        EXECUTE format('INSERT INTO @extschema@.biomed_ner_queue (relid, key) SELECT %s::oid, %I::text FROM %s WHERE %I IS NULL
                         ON CONFLICT DO NOTHING', tab, w.key_column, tab::regclass, w.jsonb_column);
         UPDATE @extschema@.biomed_ner_watches SET backfill_pending = false WHERE relid = tab;
     END IF;

@@ -131,7 +131,7 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
             .unwrap_or(None);
             let Some(schema) = schema else { return (None, Vec::new()) };
             let query = format!(
-                "SELECT w.relid, w.relid::regclass::text FROM {s}.biomed_ner_watches w WHERE NOT w.paused
+                "SELECT w.relid::oid, w.relid::text FROM {s}.biomed_ner_watches w WHERE NOT w.paused
                  AND (w.backfill_pending OR EXISTS (SELECT 1 FROM {s}.biomed_ner_queue q WHERE q.relid = w.relid))
                  ORDER BY w.relid",
                 s = spi::quote_identifier(&schema)

@@ -4,7 +4,8 @@
 # and again in the middle of a load run (CLIENTS pgbench clients inserting notes and rewriting
 # the text of existing ones); after each restart the queue must drain to the same final state:
 # no row lost or left without entities, none with the entities of an older text (every row's
-# jsonb has the entities of biomed_ner(body): types, spans, words; scores within 1e-5).
+# jsonb has the entities of biomed_ner(body): types, spans, words; scores within 1e-5). Then
+# pg_dump/pg_restore of the database: the watch, its trigger and its pending queue come back.
 #   tests/robustness/queue.sh [ROWS] [CLIENTS]     Run as root after `cargo pgrx install`.
 set -euo pipefail
 ROWS=${1:-20000}; CLIENTS=${2:-4}
@@ -64,6 +65,22 @@ restart_immediately
 wait
 echo "load: queue empty $(wait_drained) s after the restart"
 final_state "load"
+
+# 3. pg_dump and pg_restore: the watch, its trigger and its queue come back by name.
+sql "SELECT biomed_ner_watch_pause('notes')" >/dev/null
+sql "INSERT INTO notes (body) VALUES ('Queued before the dump: fever.')" >/dev/null
+runuser -u postgres -- "$PG_BIN/pg_dump" -h "$PGDATA_DIR" -p "$PG_PORT" -U postgres -Fc -f "$PGDATA_DIR/dump" postgres
+sql "CREATE DATABASE restored" >/dev/null
+runuser -u postgres -- "$PG_BIN/pg_restore" -h "$PGDATA_DIR" -p "$PG_PORT" -U postgres -d restored "$PGDATA_DIR/dump"
+rsql() { cluster_psql -d restored -Atc "$1"; }
+rsql "SET biomed_ner.model = '$MODEL'; SELECT biomed_ner_watch_resume('notes')" >/dev/null
+rsql "INSERT INTO notes (body) VALUES ('Inserted after the restore: cough.')" >/dev/null
+check "dump and restore: the watch and its queue came back" \
+    "$(rsql "SELECT table_name::text = 'notes' AND pending = 2 FROM biomed_ner_queue_status")"
+drained=$(rsql "SET biomed_ner.model = '$MODEL'; SELECT biomed_ner_queue_drain('notes')" 2>&1)
+echo "restored database: $drained rows drained; $(rsql "SELECT count(*) FROM notes WHERE entities IS NULL") rows without entities; $(rsql "SELECT last_error FROM biomed_ner_queue_status")"
+check "dump and restore: the restored queue drains" \
+    "$(rsql "SELECT '$drained' = '2' AND (SELECT count(*) = 0 FROM notes WHERE entities IS NULL)")"
 check "server log: no crash of a backend or worker" \
     "$(grep -qE 'was terminated by signal|terminating any other active server processes' "$PGDATA_DIR/server.log" && echo f || echo t)"
 summary queue
