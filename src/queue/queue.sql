@@ -51,7 +51,7 @@ SELECT pg_catalog.pg_extension_config_dump('biomed_ner_failures', '');
 -- the extension's owner, so that writers of the table need no right on the queue.
 
 -- Raises 42501 unless the session user may manage the watch of `tab`.
-CREATE FUNCTION _biomed_ner_check_manager(tab oid) RETURNS @extschema@.biomed_ner_watches
+CREATE FUNCTION _biomed_ner_check_manager(tab oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE w @extschema@.biomed_ner_watches;
 BEGIN
@@ -65,7 +65,6 @@ BEGIN
         RAISE EXCEPTION 'only the role that created the watch of %, the table''s owner and superusers may change it', tab::regclass
             USING ERRCODE = '42501';
     END IF;
-    RETURN w;
 END $$;
 
 CREATE FUNCTION biomed_ner_watch(tab regclass, text_column name, jsonb_column name, backfill boolean DEFAULT true)
@@ -175,8 +174,12 @@ BEGIN
         RETURN 0;
     END IF;
     IF w.backfill_pending THEN
-        EXECUTE format('INSERT INTO @extschema@.biomed_ner_queue (relid, key) SELECT %s::oid, %I::text FROM %s WHERE %I IS NULL
-                        ON CONFLICT DO NOTHING', tab, w.key_column, tab::regclass, w.jsonb_column);
+        -- Every read of the watched table runs as the watch's creator (src/queue/as_owner.rs),
+        -- so that no function of the table's (a domain's CHECK, a trigger) runs with this one's rights.
+        keys := @extschema@._biomed_ner_run_as(w.owner,
+            format('SELECT array_agg(%I::text) FROM %s WHERE %I IS NULL', w.key_column, tab::regclass, w.jsonb_column),
+            ARRAY[]::text[]);
+        INSERT INTO @extschema@.biomed_ner_queue (relid, key) SELECT tab, q.key FROM unnest(keys) AS q(key) ON CONFLICT DO NOTHING;
         UPDATE @extschema@.biomed_ner_watches SET backfill_pending = false WHERE relid = tab;
     END IF;
     SELECT array_agg(key) INTO keys FROM (
@@ -228,8 +231,10 @@ BEGIN
     -- transaction holds stay for a later batch.
     SELECT array_agg(x) INTO left_keys FROM unnest(keys) x WHERE x <> ALL (done_keys);
     IF left_keys IS NOT NULL THEN
-        EXECUTE format('SELECT array_agg(x) FROM unnest($1) x WHERE NOT EXISTS (SELECT 1 FROM %s WHERE %I = x::%s)',
-                       tab::regclass, w.key_column, w.key_type) INTO gone_keys USING left_keys;
+        gone_keys := @extschema@._biomed_ner_run_as(w.owner,
+            format('SELECT array_agg(x) FROM unnest($1) x WHERE NOT EXISTS (SELECT 1 FROM %s WHERE %I = x::%s)',
+                   tab::regclass, w.key_column, w.key_type),
+            left_keys);
         done_keys := done_keys || coalesce(gone_keys, ARRAY[]::text[]);
     END IF;
     DELETE FROM @extschema@.biomed_ner_queue WHERE relid = tab AND key = ANY(done_keys);
