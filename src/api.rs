@@ -210,8 +210,8 @@ fn biomed_ner_info() -> DbJsonb {
     DbJsonb(serde_json::Value::Object(info))
 }
 
-/// The shared inference service's state: `state` (`ready`, `loading`, `failed`, `starting`
-/// or `not running`), its process, model, device, threads, uptime, queue depth, requests,
+/// The shared inference service's state: `state` (`ready`, `loading`, `failed`, or `not
+/// running` without preloading), its process, model, device, threads, uptime, queue depth, requests,
 /// notes and batches served, mean batch size, restarts and last error.
 #[pg_extern(volatile, parallel_safe)]
 fn biomed_ner_service() -> DbJsonb {
