@@ -361,19 +361,39 @@ pub fn workers() -> usize {
 
 /// `biomed_ner.device` as its setting names it.
 pub fn device_name() -> &'static str {
-    match DEVICE.get() {
-        DeviceSetting::Cpu => "cpu",
-        DeviceSetting::Cuda => "cuda",
-        DeviceSetting::Auto => "auto",
-    }
+    DEVICE.get().name()
 }
 
 /// `biomed_ner.dtype` as its setting names it.
 pub fn dtype_name() -> &'static str {
-    match DTYPE.get() {
-        DtypeSetting::F32 => "f32",
-        DtypeSetting::F16 => "f16",
-        DtypeSetting::Bf16 => "bf16",
+    DTYPE.get().name()
+}
+
+impl DeviceSetting {
+    const NAMES: [(DeviceSetting, &'static str); 3] =
+        [(DeviceSetting::Cpu, "cpu"), (DeviceSetting::Cuda, "cuda"), (DeviceSetting::Auto, "auto")];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES.iter().find(|(s, _)| *s == self).map(|(_, n)| *n).unwrap_or("cpu")
+    }
+
+    /// The setting `name` names (as [`DeviceSetting::name`] writes it); cpu for anything else.
+    pub fn from_name(name: &str) -> Self {
+        Self::NAMES.iter().find(|(_, n)| *n == name).map(|(s, _)| *s).unwrap_or(DeviceSetting::Cpu)
+    }
+}
+
+impl DtypeSetting {
+    const NAMES: [(DtypeSetting, &'static str); 3] =
+        [(DtypeSetting::F32, "f32"), (DtypeSetting::F16, "f16"), (DtypeSetting::Bf16, "bf16")];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES.iter().find(|(s, _)| *s == self).map(|(_, n)| *n).unwrap_or("f32")
+    }
+
+    /// The setting `name` names (as [`DtypeSetting::name`] writes it); f32 for anything else.
+    pub fn from_name(name: &str) -> Self {
+        Self::NAMES.iter().find(|(_, n)| *n == name).map(|(s, _)| *s).unwrap_or(DtypeSetting::F32)
     }
 }
 

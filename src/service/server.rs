@@ -217,8 +217,11 @@ impl Service {
             let response = match request {
                 Request::Status => Response::Status { status: self.status() },
                 Request::Annotate { model, aggregation, max_length, stride, texts } => {
-                    let service = self.config().key;
-                    if model != service {
+                    let other = {
+                        let config = self.config.lock().unwrap_or_else(|e| e.into_inner());
+                        (model != config.0.key).then(|| config.0.key.clone())
+                    };
+                    if let Some(service) = other {
                         Response::OtherModel { service }
                     } else {
                         match self.submit(&stream, BatchKey { aggregation, max_length, stride }, texts) {
@@ -474,22 +477,6 @@ fn warm_up(loaded: &Loaded) {
     }));
 }
 
-fn device_setting(name: &str) -> DeviceSetting {
-    match name {
-        "cuda" => DeviceSetting::Cuda,
-        "auto" => DeviceSetting::Auto,
-        _ => DeviceSetting::Cpu,
-    }
-}
-
-fn dtype_setting(name: &str) -> DtypeSetting {
-    match name {
-        "f16" => DtypeSetting::F16,
-        "bf16" => DtypeSetting::Bf16,
-        _ => DtypeSetting::F32,
-    }
-}
-
 /// Loads the configured model with its own thread pool. The configuration is the server's,
 /// so a folder is the administrator's choice; a name is looked up in `model_path`.
 fn load(config: &ServiceConfig) -> Result<Loaded, Failure> {
@@ -514,8 +501,8 @@ fn load(config: &ServiceConfig) -> Result<Loaded, Failure> {
     } else {
         Some(model.into())
     };
-    let (device, device_name) = backend::device_for(device_setting(device))?;
-    let dtype = backend::dtype_for(dtype_setting(dtype));
+    let (device, device_name) = backend::device_for(DeviceSetting::from_name(device))?;
+    let dtype = backend::dtype_for(DtypeSetting::from_name(dtype));
     let pipeline = std::panic::catch_unwind(AssertUnwindSafe(|| {
         pool.install(|| backend::load_pipeline(folder.as_deref(), dtype, &device))
     }))
