@@ -21,10 +21,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(n) = args.threads {
-        // candle's matmul and rayon's pool both read this; set before either starts.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    // candle's matmul and rayon's pool both read these; set before either starts.
+    deberta_ner::set_cpu_threads(args.threads);
     let result = match &args.command {
         Command::Help => {
             println!("{}", args::USAGE);
