@@ -7,7 +7,7 @@
 //! then raises the actual error with `CHECK_FOR_INTERRUPTS()`.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use deberta_ner::{DType, Device, Entity, Options, Pipeline};
@@ -33,7 +33,33 @@ pub struct Loaded {
 }
 
 static MODEL: Mutex<Option<Arc<Loaded>>> = Mutex::new(None);
-static POOL: Mutex<Option<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+static POOL: Mutex<Option<(usize, i32, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+
+/// The nice value of this process's inference, or -1 for ordinary work: a queue worker sets
+/// `biomed_ner.queue_nice` here, so that its inference yields the CPU to everything else.
+static BACKGROUND_NICE: AtomicI32 = AtomicI32::new(-1);
+
+/// Marks this process's inference as background work at `nice` (a queue worker, at its start
+/// and after each reload).
+pub fn set_background(nice: i32) {
+    BACKGROUND_NICE.store(nice.clamp(0, 19), Ordering::Relaxed);
+}
+
+/// Whether this process's inference is background work (its calls to the inference service
+/// say so).
+pub fn is_background() -> bool {
+    BACKGROUND_NICE.load(Ordering::Relaxed) >= 0
+}
+
+/// Lowers the calling thread's scheduling priority to `nice` (on Linux a thread's nice value is
+/// its own; threads it starts inherit it). Raising it back would need a privilege, so this is
+/// only ever called on threads that do background work for their whole life.
+pub fn lower_thread_priority(nice: i32) {
+    if nice > 0 {
+        // Safety: plain libc call on the calling thread (who = 0).
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    }
+}
 
 fn block_signals() {
     // Safety: plain libc calls on a fresh, owned signal set.
@@ -44,21 +70,26 @@ fn block_signals() {
     }
 }
 
-/// The pool for the current `biomed_ner.threads`, rebuilt when it changes.
+/// The pool for the current `biomed_ner.threads` (and, in a queue worker, `queue_nice`),
+/// rebuilt when it changes.
 fn pool() -> Arc<rayon::ThreadPool> {
     let threads = gucs::threads();
+    let nice = BACKGROUND_NICE.load(Ordering::Relaxed).max(0);
     let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((n, p)) = guard.as_ref() {
-        if *n == threads {
+    if let Some((n, level, p)) = guard.as_ref() {
+        if *n == threads && *level == nice {
             return p.clone();
         }
     }
     // candle's matrix products size their work by this variable.
-    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    deberta_ner::set_cpu_threads(Some(threads));
     let p = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("biomed_ner-{i}"))
-        .start_handler(|_| block_signals())
+        .start_handler(move |_| {
+            block_signals();
+            lower_thread_priority(nice);
+        })
         .build()
         .unwrap_or_else(|e| {
             raise(
@@ -69,7 +100,7 @@ fn pool() -> Arc<rayon::ThreadPool> {
             )
         });
     let p = Arc::new(p);
-    *guard = Some((threads, p.clone()));
+    *guard = Some((threads, nice, p.clone()));
     p
 }
 

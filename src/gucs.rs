@@ -66,6 +66,7 @@ static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
 static QUEUE_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static QUEUE_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
 static QUEUE_PAUSE_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
+static QUEUE_NICE: GucSetting<i32> = GucSetting::<i32>::new(10);
 static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static DEVICE: GucSetting<DeviceSetting> = GucSetting::<DeviceSetting>::new(DeviceSetting::Cpu);
 static DTYPE: GucSetting<DtypeSetting> = GucSetting::<DtypeSetting>::new(DtypeSetting::F32);
@@ -254,7 +255,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"biomed_ner.queue_batch_size",
         c"Queued rows a queue worker annotates per transaction.",
-        c"Each batch is one transaction: rows locked, annotated in one batched call, written, taken off the queue. Server configuration only.",
+        c"Each batch is one transaction: rows read, annotated in one batched call, written where their text is unchanged, taken off the queue. Server configuration only.",
         &QUEUE_BATCH_SIZE,
         1,
         10_000,
@@ -270,6 +271,16 @@ pub fn init() {
         60_000,
         GucContext::Sighup,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"biomed_ner.queue_nice",
+        c"Scheduling priority (nice value) of the queue's inference.",
+        c"The threads that annotate queued rows run at this nice value, so that on a busy server they take only the CPU that inserts and queries leave: in the inference service a second set of threads that shares its model, in a queue worker without the service the worker's own. 0 runs them like any other work. Server configuration only.",
+        &QUEUE_NICE,
+        0,
+        19,
+        GucContext::Sighup,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"biomed_ner.max_chars",
@@ -415,4 +426,8 @@ pub fn queue_batch_size() -> usize {
 
 pub fn queue_pause_ms() -> u64 {
     QUEUE_PAUSE_MS.get().max(0) as u64
+}
+
+pub fn queue_nice() -> i32 {
+    QUEUE_NICE.get().clamp(0, 19)
 }

@@ -143,17 +143,21 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT (sqlstate LIKE '22%' AND sqlstate <> '22023') OR sqlstate LIKE '54%' OR sqlstate = 'XX000'
 $$;
 
--- One batch of the queue of `tab`: up to `batch` queued rows, each locked, annotated with its
--- current text, written, and taken off the queue, in the caller's transaction. Rows another
--- transaction holds stay queued; deleted rows leave the queue; a row that fails alone is
--- recorded in biomed_ner_failures and leaves the queue; an error that is not a row's own leaves
--- the queue as it was. Returns the rows taken off the queue.
+-- One batch of the queue of `tab`, in the caller's transaction: up to `batch` queued rows read,
+-- annotated with their current text, written where the text is still the one annotated, and
+-- taken off the queue. Nothing is locked while the model runs (the queue's inference may run
+-- at a low priority, and a writer of the table must never wait for it): a row is locked only
+-- by the UPDATE that writes it, which skips it if its text changed meanwhile; a queue entry
+-- leaves only if it was not queued again meanwhile (its time is unchanged), so a row changed
+-- during the batch is annotated again with its new text. Deleted rows leave the queue; a row
+-- that fails alone is recorded in biomed_ner_failures and leaves the queue; an error that is
+-- not a row's own leaves the queue as it was. Returns the rows taken off the queue.
 -- Not for PUBLIC: the queue worker and biomed_ner_queue_drain call it.
 CREATE FUNCTION _biomed_ner_drain(tab oid, batch int) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     w @extschema@.biomed_ner_watches;
-    keys text[]; done_keys text[]; left_keys text[]; gone_keys text[]; one text[];
+    keys text[]; ats timestamptz[]; done_keys text[]; left_keys text[]; gone_keys text[]; one text[];
     k text; n_failed int := 0; st text; msg text;
     annotate text;
 BEGIN
@@ -182,20 +186,22 @@ BEGIN
         INSERT INTO @extschema@.biomed_ner_queue (relid, key) SELECT tab, q.key FROM unnest(keys) AS q(key) ON CONFLICT DO NOTHING;
         UPDATE @extschema@.biomed_ner_watches SET backfill_pending = false WHERE relid = tab;
     END IF;
-    SELECT array_agg(key) INTO keys FROM (
-        SELECT key FROM @extschema@.biomed_ner_queue WHERE relid = tab ORDER BY enqueued_at LIMIT batch FOR UPDATE SKIP LOCKED) q;
+    SELECT array_agg(key ORDER BY enqueued_at), array_agg(enqueued_at ORDER BY enqueued_at) INTO keys, ats FROM (
+        SELECT key, enqueued_at FROM @extschema@.biomed_ner_queue WHERE relid = tab ORDER BY enqueued_at LIMIT batch) q;
     IF keys IS NULL THEN
         RETURN 0;
     END IF;
-    -- Lock the rows (skipping those another transaction holds), annotate their current text in
-    -- one batched call, write the results: as the watch's creator (src/queue/as_owner.rs), so
-    -- that the table's own triggers never run with this function's rights.
+    -- Read the rows, annotate their text in one batched call, write each result where the text
+    -- is still the one annotated (the UPDATE re-checks that on the row's latest version): as the
+    -- watch's creator (src/queue/as_owner.rs), so that the table's own triggers never run with
+    -- this function's rights.
     annotate := format($f$
-        WITH locked AS MATERIALIZED (
-            SELECT %1$I AS k, %2$I::text AS body FROM %3$s WHERE %1$I = ANY($1::%4$s[]) FOR NO KEY UPDATE SKIP LOCKED),
-        batch AS (SELECT array_agg(k) AS ks, @extschema@.biomed_ner(array_agg(body)) AS es FROM locked),
-        results AS (SELECT unnest(ks) AS k, unnest(es) AS e FROM batch),
-        written AS (UPDATE %3$s t SET %5$I = r.e FROM results r WHERE t.%1$I = r.k RETURNING t.%1$I::text AS k)
+        WITH rows AS MATERIALIZED (
+            SELECT %1$I AS k, %2$I::text AS body FROM %3$s WHERE %1$I = ANY($1::%4$s[])),
+        batch AS (SELECT array_agg(k) AS ks, array_agg(body) AS bodies, @extschema@.biomed_ner(array_agg(body)) AS es FROM rows),
+        results AS (SELECT unnest(ks) AS k, unnest(bodies) AS body, unnest(es) AS e FROM batch),
+        written AS (UPDATE %3$s t SET %5$I = r.e FROM results r
+                    WHERE t.%1$I = r.k AND t.%2$I::text IS NOT DISTINCT FROM r.body RETURNING t.%1$I::text AS k)
         SELECT array_agg(k) FROM written$f$, w.key_column, w.text_column, tab::regclass, w.key_type, w.jsonb_column);
     BEGIN
         done_keys := @extschema@._biomed_ner_run_as(w.owner, annotate, keys);
@@ -227,8 +233,9 @@ BEGIN
         END LOOP;
     END;
     done_keys := coalesce(done_keys, ARRAY[]::text[]);
-    -- Keys neither written nor failed: rows deleted meanwhile leave the queue; rows another
-    -- transaction holds stay for a later batch.
+    -- Keys neither written nor failed: rows deleted meanwhile leave the queue; a row whose text
+    -- changed was queued again by the change; any other (a write a trigger of the table
+    -- skipped, a change made with triggers disabled) goes to the back of the queue.
     SELECT array_agg(x) INTO left_keys FROM unnest(keys) x WHERE x <> ALL (done_keys);
     IF left_keys IS NOT NULL THEN
         gone_keys := @extschema@._biomed_ner_run_as(w.owner,
@@ -236,8 +243,12 @@ BEGIN
                    tab::regclass, w.key_column, w.key_type),
             left_keys);
         done_keys := done_keys || coalesce(gone_keys, ARRAY[]::text[]);
+        UPDATE @extschema@.biomed_ner_queue q SET enqueued_at = clock_timestamp() FROM unnest(keys, ats) AS x(key, at)
+        WHERE q.relid = tab AND q.key = x.key AND q.enqueued_at = x.at AND x.key <> ALL (done_keys);
     END IF;
-    DELETE FROM @extschema@.biomed_ner_queue WHERE relid = tab AND key = ANY(done_keys);
+    -- Entries queued again meanwhile (a later time) stay.
+    DELETE FROM @extschema@.biomed_ner_queue q USING unnest(keys, ats) AS x(key, at)
+    WHERE q.relid = tab AND q.key = x.key AND q.enqueued_at = x.at AND x.key = ANY(done_keys);
     DELETE FROM @extschema@.biomed_ner_failures WHERE relid = tab AND key = ANY(done_keys)
         AND failed_at < now();  -- a row that failed before and now went through
     UPDATE @extschema@.biomed_ner_watches

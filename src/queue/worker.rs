@@ -2,9 +2,11 @@
 //! worker running in each database of `biomed_ner.queue_databases` (re-read at reload), and the
 //! queue workers, which drain every watched table of their database batch by batch.
 //!
-//! A queue worker runs each batch in its own transaction as the bootstrap superuser; the batch
-//! function checks, at every batch, that the role that created the watch may still read the
-//! table and write its jsonb column. Between batches it waits `biomed_ner.queue_pause_ms`
+//! A queue worker's inference is background work, at `biomed_ner.queue_nice`: in the inference
+//! service it goes to the threads kept for it, without the service this worker's own threads
+//! run at that priority. It runs each batch in its own transaction as the bootstrap superuser;
+//! the batch function checks, at every batch, that the role that created the watch may still
+//! read the table and write its jsonb column. Between batches it waits `biomed_ner.queue_pause_ms`
 //! (throttling a backfill on a busy server); with nothing queued it sleeps on its latch.
 //! `pg_stat_activity` shows it (`backend_type` `biomed_ner queue`) and the table it works on.
 
@@ -110,6 +112,7 @@ fn sleep(duration: Duration) -> bool {
     if BackgroundWorker::sighup_received() {
         // Safety: the documented way for a background worker to reload its settings.
         unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        crate::backend::set_background(gucs::queue_nice());
     }
     alive
 }
@@ -121,6 +124,8 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // Its inference is background work: at biomed_ner.queue_nice, in the service or here.
+    crate::backend::set_background(gucs::queue_nice());
     loop {
         report_idle();
         // The tables with work, and the schema of the extension (None: not installed here).

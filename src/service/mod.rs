@@ -71,6 +71,7 @@ fn service_config() -> ServiceConfig {
         max_pass_bytes: gucs::max_memory_bytes(),
         batch_wait_ms: gucs::batch_wait_ms(),
         workers: gucs::workers(),
+        queue_nice: gucs::queue_nice(),
     }
 }
 
@@ -127,6 +128,7 @@ pub fn annotate(texts: &[&str], function: &'static str) -> Option<Vec<Vec<Entity
         max_length: gucs::max_length(),
         stride: gucs::stride(),
         texts: texts.iter().map(|t| t.to_string()).collect(),
+        background: crate::backend::is_background(),
     };
     match client::call(&request, function) {
         Response::Entities { entities } => {

@@ -33,6 +33,9 @@ pub enum Request {
         max_length: usize,
         stride: usize,
         texts: Vec<String>,
+        /// Background work (a queue worker's): served by the threads at `queue_nice`.
+        #[serde(default)]
+        background: bool,
     },
     /// The service's state, for `biomed_ner_service()` and `biomed_ner_info()`.
     Status,
@@ -84,6 +87,9 @@ pub struct ServiceConfig {
     pub batch_wait_ms: u64,
     /// `biomed_ner.workers`: how many model processes there are.
     pub workers: usize,
+    /// `biomed_ner.queue_nice`: the nice value of the threads that serve background work.
+    #[serde(default)]
+    pub queue_nice: i32,
 }
 
 /// Facts about a model process that its supervisor knows: which one it is, how often the

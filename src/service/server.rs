@@ -9,6 +9,9 @@
 //! - one inference thread takes the queue in batches: requests with the same options, from
 //!   every session, become one call of the engine, which cuts them into windows, sorts them
 //!   by length and runs them `batch_size` at a time;
+//! - a background inference thread does the same for the queue workers' requests, on threads
+//!   of its own at `biomed_ner.queue_nice`, with the same model: a backfill takes only the CPU
+//!   that sessions leave;
 //! - a control thread reads new configurations from the supervisor, and exits the process
 //!   when the supervisor is gone.
 
@@ -58,6 +61,8 @@ struct BatchKey {
 
 struct Job {
     key: BatchKey,
+    /// A queue worker's request, for the background inference thread.
+    background: bool,
     texts: Vec<String>,
     /// Set by the connection's thread when its backend hung up.
     abandoned: Arc<AtomicBool>,
@@ -85,6 +90,7 @@ struct Stats {
     abandoned: AtomicU64,
     failures: AtomicU64,
     connections: AtomicU64,
+    background_notes: AtomicU64,
 }
 
 struct Service {
@@ -135,6 +141,8 @@ pub fn run(listener: UnixListener, control: File, config: ServiceConfig, meta: W
     };
     let s = service.clone();
     spawn("biomed_ner-infer", Box::new(move || s.infer_loop()));
+    let s = service.clone();
+    spawn("biomed_ner-background", Box::new(move || s.background_loop()));
     let s = service.clone();
     spawn("biomed_ner-control", Box::new(move || s.control_loop(control)));
     for stream in listener.incoming() {
@@ -216,7 +224,7 @@ impl Service {
         while let Ok(Some(request)) = read_frame::<Request>(&mut stream) {
             let response = match request {
                 Request::Status => Response::Status { status: self.status() },
-                Request::Annotate { model, aggregation, max_length, stride, texts } => {
+                Request::Annotate { model, aggregation, max_length, stride, texts, background } => {
                     let other = {
                         let config = self.config.lock().unwrap_or_else(|e| e.into_inner());
                         (model != config.0.key).then(|| config.0.key.clone())
@@ -224,7 +232,7 @@ impl Service {
                     if let Some(service) = other {
                         Response::OtherModel { service }
                     } else {
-                        match self.submit(&stream, BatchKey { aggregation, max_length, stride }, texts) {
+                        match self.submit(&stream, BatchKey { aggregation, max_length, stride }, texts, background) {
                             Some(r) => r,
                             None => break,
                         }
@@ -239,12 +247,13 @@ impl Service {
     }
 
     /// Queues a request and waits for its answer; `None` when the backend hung up first.
-    fn submit(&self, stream: &UnixStream, key: BatchKey, texts: Vec<String>) -> Option<Response> {
+    fn submit(&self, stream: &UnixStream, key: BatchKey, texts: Vec<String>, background: bool) -> Option<Response> {
         let (reply, answer) = mpsc::channel();
         let abandoned = Arc::new(AtomicBool::new(false));
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(Job {
             key,
+            background,
             texts,
             abandoned: abandoned.clone(),
             reply,
@@ -304,12 +313,14 @@ impl Service {
             "threads": config.threads,
             "batch_size": config.batch_size,
             "batch_wait_ms": config.batch_wait_ms,
+            "queue_nice": config.queue_nice,
             "started_at": self.started_at,
             "uptime_seconds": (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
             "connections": s.connections.load(Ordering::Relaxed),
             "queue_depth": queued,
             "requests": s.requests.load(Ordering::Relaxed),
             "notes_annotated": s.notes.load(Ordering::Relaxed),
+            "background_notes": s.background_notes.load(Ordering::Relaxed),
             "batches": batches,
             "mean_batch_notes": if batches == 0 { 0.0 } else { (batched as f64 / batches as f64 * 100.0).round() / 100.0 },
             "abandoned": s.abandoned.load(Ordering::Relaxed),
@@ -347,47 +358,91 @@ impl Service {
                 *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
             }
             loaded_for = Some(config.clone());
-            if let Some(batch) = self.next_batch(&config, generation) {
-                self.serve(batch, &config);
+            if let Some(batch) = self.next_batch(&config, generation, false) {
+                self.serve(batch, &config, None);
                 *self.last_batch.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             }
         }
     }
 
-    /// Waits for requests, then (unless the service was idle) for up to `batch_wait_ms` more
-    /// while fewer than `batch_size` notes wait, and takes the oldest request with every other one of the same options (up to
-    /// [`BATCH_CHARS`]). `None` when the configuration changed meanwhile.
-    fn next_batch(&self, config: &ServiceConfig, generation: u64) -> Option<Vec<Job>> {
+    /// Serves the queue workers' requests, batch by batch, with the model the inference thread
+    /// loaded, on a pool of its own whose threads run at `queue_nice` (rebuilt when that or
+    /// `threads` changes; a thread's priority cannot be raised again without a privilege).
+    fn background_loop(&self) {
+        let mut pool: Option<(usize, i32, rayon::ThreadPool)> = None;
+        loop {
+            let (config, generation) = self.config.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let ready = matches!(*self.state.read().unwrap_or_else(|e| e.into_inner()), ModelState::Ready(_) | ModelState::Failed(_));
+            if !ready {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            let Some(batch) = self.next_batch(&config, generation, true) else { continue };
+            if !matches!(&pool, Some((t, n, _)) if *t == config.threads && *n == config.queue_nice) {
+                let nice = config.queue_nice;
+                let built = rayon::ThreadPoolBuilder::new()
+                    .num_threads(config.threads)
+                    .thread_name(|i| format!("biomed_ner-bg-{i}"))
+                    .start_handler(move |_| backend::lower_thread_priority(nice))
+                    .build();
+                match built {
+                    Ok(p) => pool = Some((config.threads, nice, p)),
+                    Err(e) => {
+                        let failure = Failure::new(
+                            PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES,
+                            format!("could not start {} background inference threads: {e}", config.threads),
+                            "Lower biomed_ner.threads in the server's configuration.",
+                        );
+                        for job in batch {
+                            let _ = job.reply.send(Response::Failed { failure: failure.clone() });
+                        }
+                        continue;
+                    }
+                }
+            }
+            let texts: u64 = batch.iter().map(|j| j.texts.len() as u64).sum();
+            self.serve(batch, &config, pool.as_ref().map(|(_, _, p)| p));
+            self.stats.background_notes.fetch_add(texts, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits for requests of its kind (`background` or not), then (unless the service was idle,
+    /// or the requests are background ones, which come in whole batches) for up to
+    /// `batch_wait_ms` more while fewer than `batch_size` notes wait, and takes the oldest
+    /// request with every other one of the same options (up to [`BATCH_CHARS`]). `None` when
+    /// the configuration changed meanwhile.
+    fn next_batch(&self, config: &ServiceConfig, generation: u64, background: bool) -> Option<Vec<Job>> {
         let changed = || self.config.lock().unwrap_or_else(|e| e.into_inner()).1 != generation;
+        let mine = |j: &Job| j.background == background;
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             queue.retain(|j| !j.abandoned.load(Ordering::Relaxed));
             if changed() {
                 return None;
             }
-            if !queue.is_empty() {
+            if queue.iter().any(mine) {
                 break;
             }
             queue = self.wake.wait_timeout(queue, Duration::from_secs(1)).unwrap_or_else(|e| e.into_inner()).0;
         }
         let idle = self.last_batch.lock().unwrap_or_else(|e| e.into_inner()).elapsed() > IDLE_AFTER;
-        let wait = if idle { Duration::ZERO } else { Duration::from_millis(config.batch_wait_ms) };
+        let wait = if idle || background { Duration::ZERO } else { Duration::from_millis(config.batch_wait_ms) };
         let deadline = Instant::now() + wait;
         loop {
-            let waiting: usize = queue.iter().map(|j| j.texts.len()).sum();
+            let waiting: usize = queue.iter().filter(|j| mine(j)).map(|j| j.texts.len()).sum();
             let now = Instant::now();
             if waiting >= config.batch_size || now >= deadline {
                 break;
             }
             queue = self.wake.wait_timeout(queue, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
-        let key = queue.front()?.key.clone();
+        let key = queue.iter().find(|j| mine(j))?.key.clone();
         let mut batch = Vec::new();
         let mut chars = 0;
         let mut rest = VecDeque::with_capacity(queue.len());
         for job in queue.drain(..) {
             let size: usize = job.texts.iter().map(String::len).sum();
-            if job.key == key && (batch.is_empty() || chars + size <= BATCH_CHARS) {
+            if mine(&job) && job.key == key && (batch.is_empty() || chars + size <= BATCH_CHARS) {
                 chars += size;
                 batch.push(job);
             } else {
@@ -398,7 +453,8 @@ impl Service {
         Some(batch)
     }
 
-    fn serve(&self, batch: Vec<Job>, config: &ServiceConfig) {
+    /// Runs a batch on the model's pool, or on `pool` (the background threads).
+    fn serve(&self, batch: Vec<Job>, config: &ServiceConfig, pool: Option<&rayon::ThreadPool>) {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let loaded = match &*state {
             ModelState::Ready(l) => l.clone(),
@@ -408,7 +464,16 @@ impl Service {
                 }
                 return;
             }
-            ModelState::Loading => unreachable!("the inference thread serves only after loading"),
+            ModelState::Loading => {
+                // The model is being reloaded (a new configuration): serve it when it is back.
+                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                for job in batch.into_iter().rev() {
+                    queue.push_front(job);
+                }
+                drop(queue);
+                std::thread::sleep(Duration::from_millis(20));
+                return;
+            }
         };
         drop(state);
         let key = &batch[0].key;
@@ -423,7 +488,7 @@ impl Service {
         let texts: Vec<&str> = batch.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
         let abandoned = || batch.iter().all(|j| j.abandoned.load(Ordering::Relaxed));
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            loaded.pool.install(|| {
+            pool.unwrap_or(&loaded.pool).install(|| {
                 let mut check = || if abandoned() { Err(deberta_ner::Error::Cancelled) } else { Ok(()) };
                 loaded.pipeline.annotate(&texts, &opts, &mut check)
             })
@@ -448,7 +513,7 @@ impl Service {
             // One request's error must not fail the others batched with it: serve them alone.
             _ if batch.len() > 1 => {
                 for job in batch {
-                    self.serve(vec![job], config);
+                    self.serve(vec![job], config, pool);
                 }
             }
             Ok(Err(e)) => {
@@ -481,8 +546,8 @@ fn warm_up(loaded: &Loaded) {
 /// so a folder is the administrator's choice; a name is looked up in `model_path`.
 fn load(config: &ServiceConfig) -> Result<Loaded, Failure> {
     let ModelKey { model, device, dtype } = &config.key;
-    // candle's matrix products size their work by this variable.
-    std::env::set_var("RAYON_NUM_THREADS", config.threads.to_string());
+    // candle's matrix products size their work by this.
+    deberta_ner::set_cpu_threads(Some(config.threads));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads)
         .thread_name(|i| format!("biomed_ner-{i}"))

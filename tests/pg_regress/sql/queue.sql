@@ -50,6 +50,18 @@ SELECT biomed_ner_queue_drain('watched') AS while_paused;
 SELECT paused, pending FROM biomed_ner_queue_status;
 SELECT biomed_ner_watch_resume('watched');
 SELECT biomed_ner_queue_drain('watched') AS after_resume;
+-- A write that a trigger of the table skips leaves its row queued (at the back of the queue),
+-- neither lost nor holding up the rows behind it; the next batch after the trigger allows it
+-- writes it.
+CREATE FUNCTION hold_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RETURN CASE WHEN NEW.note = 'hold' THEN NULL ELSE NEW END; END $$;
+CREATE TRIGGER hold_writes BEFORE UPDATE ON watched FOR EACH ROW EXECUTE FUNCTION hold_writes();
+INSERT INTO watched (id, body, note) VALUES (20, 'Abdominal pain.', 'hold');
+SELECT biomed_ner_queue_drain('watched') AS held;
+SELECT pending, (SELECT entities IS NULL FROM watched WHERE id = 20) AS not_written FROM biomed_ner_queue_status;
+DROP TRIGGER hold_writes ON watched;
+SELECT biomed_ner_queue_drain('watched') AS after_release;
+SELECT pending, (SELECT same_entities(entities, biomed_ner(body)) FROM watched WHERE id = 20) AS written FROM biomed_ner_queue_status;
 -- Permissions: the queue is the extension's; a watch needs SELECT and TRIGGER on the table and
 -- UPDATE on its jsonb column; only its creator, the table's owner and superusers manage it;
 -- its writes stop when its creator may no longer make them.
