@@ -1,8 +1,12 @@
-# Sourced by scripts and benchmarks: a throw-away PostgreSQL 15 cluster run as user postgres,
+# Sourced by scripts and benchmarks: a throw-away PostgreSQL cluster run as user postgres,
 # unix socket only, stopped and removed on exit. After `start_cluster PORT [postgres -c ...]`:
 # $PGDATA_DIR, $PG_PORT and `cluster_psql ARGS` (psql as postgres on it). Lines in $CLUSTER_CONF
 # go to postgresql.conf (unlike -c options, ALTER SYSTEM can override them).
-PG_BIN=/usr/lib/postgresql/15/bin
+# The PostgreSQL is the one of $BIOMED_NER_PG_CONFIG (a pg_config), by default Debian's 15; for
+# 18, the one scripts/setup --pg18 unpacks (scripts/pg18-config prints its pg_config).
+PG_CONFIG=${BIOMED_NER_PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PG_BIN=$("$PG_CONFIG" --bindir)
+PG_MAJOR=$("$PG_CONFIG" --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')
 
 start_cluster() {
     PG_PORT=$1; shift

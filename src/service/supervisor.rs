@@ -72,8 +72,13 @@ pub extern "C-unwind" fn biomed_ner_service_main(_arg: pg_sys::Datum) {
         Err(e) => {
             // Exit code 1: the postmaster starts this worker again after its restart time.
             pgrx::warning!("biomed_ner service: cannot listen on {SOCKET}: {e}");
-            // Safety: ends this background worker the way PostgreSQL does.
-            unsafe { pg_sys::proc_exit(1) };
+            // Safety: ends this background worker the way PostgreSQL does. (PostgreSQL 18's
+            // headers no longer tell bindgen that proc_exit does not return.)
+            #[allow(unreachable_code)]
+            {
+                unsafe { pg_sys::proc_exit(1) };
+                unreachable!("proc_exit returned")
+            }
         }
     };
     let workers = gucs::workers();
