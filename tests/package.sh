@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The packages of scripts/package install and work where the extension was never built: the
+# files `cargo pgrx install` put into PostgreSQL 15 (and 18) are moved aside, the .deb is
+# installed with apt (the tarball unpacked into PostgreSQL 18's folder), a server is started,
+# and CREATE EXTENSION and one query must work. Then the package is removed and the moved files
+# come back. Run as root after scripts/setup --pg18 and scripts/test's installs.
+#   tests/package.sh [--pg18]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pass=0; fail=0
+check() { if [ "$2" = t ]; then echo "ok   $1"; pass=$((pass + 1)); else echo "FAIL $1 (got '$2')"; fail=$((fail + 1)); fi; }
+mapfile -t artefacts < <(scripts/package "$@")
+deb=${artefacts[0]}
+
+aside=$(mktemp -d /tmp/biomed-ner-package.XXXXXX)
+restore() {
+    dpkg -r postgresql-15-biomed-ner >/dev/null 2>&1 || true
+    [ -d "$aside/15" ] && cp -a "$aside/15/." / || true
+    [ -d "$aside/18" ] && cp -a "$aside/18/." / || true
+    rm -rf "$aside"
+}
+trap restore EXIT
+move_aside() { # NAME PG_CONFIG: move the installed extension's files to $aside/NAME
+    local lib share; lib=$("$2" --pkglibdir); share=$("$2" --sharedir)/extension
+    mkdir -p "$aside/$1$lib" "$aside/$1$share"
+    mv "$lib"/biomed_ner.so "$aside/$1$lib/"
+    mv "$share"/biomed_ner[.-]* "$aside/$1$share/"
+}
+query() { # PG_CONFIG PORT: CREATE EXTENSION and one note through the bundled model
+    (
+        export BIOMED_NER_PG_CONFIG=$1
+        . scripts/cluster.sh
+        start_cluster "$2"
+        cluster_psql -d postgres -Atc "CREATE EXTENSION biomed_ner" \
+            -c "SELECT extversion = '$(cargo pkgid -p biomed_ner | sed 's/.*[#@]//')' AND jsonb_array_length(biomed_ner('Squamous cell carcinoma of the cervix with fever.')) > 0
+                FROM pg_extension WHERE extname = 'biomed_ner'" 2>&1 | tail -1
+    )
+}
+
+PG15=/usr/lib/postgresql/15/bin/pg_config
+move_aside 15 "$PG15"
+check "PostgreSQL 15: no biomed_ner left before the package" "$([ ! -e "$("$PG15" --pkglibdir)/biomed_ner.so" ] && echo t)"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb" >/dev/null
+check "PostgreSQL 15: $(basename "$deb") installed by apt" "$(dpkg -s postgresql-15-biomed-ner 2>/dev/null | grep -q '^Status: install ok installed' && echo t)"
+check "PostgreSQL 15: CREATE EXTENSION and a query from the package" "$(query "$PG15" 54391)"
+
+if [ "${1:-}" = --pg18 ]; then
+    PG18=$(scripts/pg18-config)
+    move_aside 18 "$PG18"
+    tar -C "$(dirname "$PG18")/.." -xzf "${artefacts[1]}"
+    check "PostgreSQL 18: CREATE EXTENSION and a query from $(basename "${artefacts[1]}")" "$(query "$PG18" 54392)"
+    rm -f "$("$PG18" --pkglibdir)/biomed_ner.so" "$("$PG18" --sharedir)"/extension/biomed_ner[.-]*
+fi
+echo "package: $pass passed, $fail failed"
+((fail == 0))
