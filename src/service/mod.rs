@@ -117,11 +117,24 @@ fn other_model(service: &ModelKey, function: &'static str) -> ! {
 }
 
 /// Entities of each text from the service, or `None` when this call runs in the backend
-/// (`execution` is `backend`, or `auto` without the service or with another model).
+/// (`execution` is `backend`, or `auto` without the service or with another model). A large
+/// call goes in requests of at most [`protocol::REQUEST_BYTES`] of text, one after the other, so
+/// that the model process, which serves every session, never holds more than that of one
+/// session's notes at once (results do not depend on how notes are batched).
 pub fn annotate(texts: &[&str], function: &'static str) -> Option<Vec<Vec<Entity>>> {
     if !use_service(function) {
         return None;
     }
+    let mut entities = Vec::with_capacity(texts.len());
+    for piece in protocol::pieces(texts, protocol::REQUEST_BYTES) {
+        // None: the service runs another model (it may have been reloaded between two
+        // requests): the whole call runs in this backend.
+        entities.extend(annotate_piece(piece, function)?);
+    }
+    Some(entities)
+}
+
+fn annotate_piece(texts: &[&str], function: &'static str) -> Option<Vec<Vec<Entity>>> {
     let request = Request::Annotate {
         model: session_key(),
         aggregation: gucs::aggregation().as_str().into(),

@@ -102,6 +102,27 @@ pub struct WorkerMeta {
     pub last_exit: Option<String>,
 }
 
+/// The most bytes of notes one request to the service carries (a longer note goes alone).
+pub const REQUEST_BYTES: usize = 8 << 20;
+
+/// Cuts a call's notes into requests of at most `limit` bytes of text each, in order (a note
+/// over the limit alone; no notes, one empty request).
+pub fn pieces<'a, 'b>(texts: &'a [&'b str], limit: usize) -> Vec<&'a [&'b str]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, t) in texts.iter().enumerate() {
+        if i > start && bytes + t.len() > limit {
+            out.push(&texts[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += t.len();
+    }
+    if start < texts.len() || texts.is_empty() {
+        out.push(&texts[start..]);
+    }
+    out
+}
+
 pub fn write_frame(w: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
     let body = serde_json::to_vec(value).map_err(io::Error::other)?;
     if body.len() > MAX_FRAME {
@@ -145,6 +166,19 @@ mod tests {
         let e: Entity = entities.remove(0).remove(0).into();
         assert_eq!(e.score.to_bits(), bits);
         assert_eq!(read_frame::<Response>(&mut &[][..]).unwrap().is_none(), true);
+    }
+
+    #[test]
+    fn pieces_keep_order_and_stay_under_the_limit() {
+        let texts = ["aaaa", "bb", "cccccc", "d", "", "eeeeeeeeeeee", "f"];
+        let got = pieces(&texts, 6);
+        assert_eq!(got, vec![&texts[0..2], &texts[2..3], &texts[3..5], &texts[5..6], &texts[6..7]]);
+        assert_eq!(got.concat(), texts);
+        for p in &got {
+            assert!(p.len() == 1 || p.iter().map(|t| t.len()).sum::<usize>() <= 6);
+        }
+        assert_eq!(pieces(&[], 6), vec![&[] as &[&str]]);
+        assert_eq!(pieces(&texts, usize::MAX), vec![&texts[..]]);
     }
 
     #[test]

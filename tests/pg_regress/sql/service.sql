@@ -16,6 +16,16 @@ SELECT biomed_ner_info()->>'execution' AS execution;
 SELECT bool_and(same_entities(a, b)) AS same_as_backend
 FROM unnest(:'service'::jsonb[], biomed_ner(ARRAY['Fever and cough.', NULL, '', 'Aspirin 81 mg daily for chest pain.'])) u(a, b);
 RESET biomed_ner.execution;
+-- A large call goes in requests of at most 8 MB of text, in order: 100 notes of 100,000
+-- characters (blanks: no tokens, so it is quick) with a short note among them make two requests.
+SELECT (biomed_ner_service()->>'requests')::int AS before \gset
+WITH c AS MATERIALIZED (
+    SELECT biomed_ner(ARRAY(SELECT CASE WHEN i = 51 THEN 'Fever and cough.' ELSE repeat(' ', 100000) END
+                            FROM generate_series(1, 100) i)) AS e)
+SELECT cardinality(e) AS notes, e[51] = biomed_ner('Fever and cough.') AS in_place,
+       (SELECT count(*) FROM unnest(e) x WHERE x = '[]') AS empty
+FROM c;
+SELECT (biomed_ner_service()->>'requests')::int - :before - 1 AS requests_of_the_large_call;
 -- Another model: under auto the session runs it itself, under service it is refused.
 SET biomed_ner.model = '';
 SELECT biomed_ner_info()->>'execution' AS execution, biomed_ner_info()->>'bundled' AS bundled;
