@@ -3,14 +3,19 @@
 # files `cargo pgrx install` put into PostgreSQL 15 (and 18) are moved aside, the .deb is
 # installed with apt (the tarball unpacked into PostgreSQL 18's folder), a server is started,
 # and CREATE EXTENSION and one query must work. Then the package is removed and the moved files
-# come back. Run as root after scripts/setup --pg18 and scripts/test's installs.
+# come back. Run as root after `scripts/package pg15 [pg18]` (scripts/test builds each right
+# after the install of the same version, so nothing is compiled twice).
 #   tests/package.sh [--pg18]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pass=0; fail=0
 check() { if [ "$2" = t ]; then echo "ok   $1"; pass=$((pass + 1)); else echo "FAIL $1 (got '$2')"; fail=$((fail + 1)); fi; }
-mapfile -t artefacts < <(scripts/package "$@")
-deb=${artefacts[0]}
+VERSION=$(cargo pkgid -p biomed_ner | sed 's/.*[#@]//'); ARCH=$(dpkg --print-architecture)
+deb=target/package/postgresql-15-biomed-ner_${VERSION}_$ARCH.deb
+tarball=target/package/biomed_ner-$VERSION-pg18-$ARCH.tar.gz
+for f in "$deb" ${1:+"$tarball"}; do
+    [ -f "$f" ] || { echo "tests/package.sh: $f is missing: run scripts/package pg15 pg18 first" >&2; exit 2; }
+done
 
 aside=$(mktemp -d /tmp/biomed-ner-package.XXXXXX)
 restore() {
@@ -32,7 +37,7 @@ query() { # PG_CONFIG PORT: CREATE EXTENSION and one note through the bundled mo
         . scripts/cluster.sh
         start_cluster "$2"
         cluster_psql -d postgres -Atc "CREATE EXTENSION biomed_ner" \
-            -c "SELECT extversion = '$(cargo pkgid -p biomed_ner | sed 's/.*[#@]//')' AND jsonb_array_length(biomed_ner('Squamous cell carcinoma of the cervix with fever.')) > 0
+            -c "SELECT extversion = '$VERSION' AND jsonb_array_length(biomed_ner('Squamous cell carcinoma of the cervix with fever.')) > 0
                 FROM pg_extension WHERE extname = 'biomed_ner'" 2>&1 | tail -1
     )
 }
@@ -47,8 +52,8 @@ check "PostgreSQL 15: CREATE EXTENSION and a query from the package" "$(query "$
 if [ "${1:-}" = --pg18 ]; then
     PG18=$(scripts/pg18-config)
     move_aside 18 "$PG18"
-    tar -C "$(dirname "$PG18")/.." -xzf "${artefacts[1]}"
-    check "PostgreSQL 18: CREATE EXTENSION and a query from $(basename "${artefacts[1]}")" "$(query "$PG18" 54392)"
+    tar -C "$(dirname "$PG18")/.." -xzf "$tarball"
+    check "PostgreSQL 18: CREATE EXTENSION and a query from $(basename "$tarball")" "$(query "$PG18" 54392)"
     rm -f "$("$PG18" --pkglibdir)/biomed_ner.so" "$("$PG18" --sharedir)"/extension/biomed_ner[.-]*
 fi
 echo "package: $pass passed, $fail failed"
