@@ -104,6 +104,25 @@ fn pool() -> Arc<rayon::ThreadPool> {
     p
 }
 
+/// Hands the memory the allocator holds free back to the system, at most once a second per
+/// process. glibc's arenas otherwise keep a backend's freed tensor memory resident and
+/// fragmented (soak.sh: backends grew 8-29% with no leak; with an allocator that returns freed
+/// pages, within 1%). `malloc_trim` walks every arena, so it is rate-limited. Not used in the
+/// inference service's model process: one process, whose single calls measured slower with it
+/// (the released pages fault back in on the next batch).
+pub fn release_free_memory() {
+    static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let last = LAST_MS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 1000 && LAST_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        // Safety: plain libc call; it only releases memory the allocator holds free.
+        unsafe { libc::malloc_trim(0) };
+    }
+}
+
 /// Whether PostgreSQL has an interrupt it can process now (the test of
 /// `INTERRUPTS_PENDING_CONDITION` and `INTERRUPTS_CAN_BE_PROCESSED`); safe to read from any
 /// thread since it only reads volatile flags.
@@ -136,7 +155,10 @@ fn run_with<R: Send>(
             })
         }));
         match result {
-            Ok(Ok(r)) => return r,
+            Ok(Ok(r)) => {
+                release_free_memory();
+                return r;
+            }
             // Let PostgreSQL process the interrupt: it raises for cancel and timeouts; for
             // anything else (a config reload, say) it returns and the work starts again.
             Ok(Err(deberta_ner::Error::Cancelled)) => {
