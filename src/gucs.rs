@@ -380,17 +380,27 @@ pub fn dtype_name() -> &'static str {
     DTYPE.get().name()
 }
 
+/// The name of `value` in a setting's table of (value, name); the first entry is the default.
+fn name_in<T: Copy + PartialEq>(names: &[(T, &'static str)], value: T) -> &'static str {
+    names.iter().find(|(v, _)| *v == value).unwrap_or(&names[0]).1
+}
+
+/// The value `name` names in a setting's table of (value, name); the first entry for anything else.
+fn value_in<T: Copy>(names: &[(T, &'static str)], name: &str) -> T {
+    names.iter().find(|(_, n)| *n == name).unwrap_or(&names[0]).0
+}
+
 impl DeviceSetting {
     const NAMES: [(DeviceSetting, &'static str); 3] =
         [(DeviceSetting::Cpu, "cpu"), (DeviceSetting::Cuda, "cuda"), (DeviceSetting::Auto, "auto")];
 
     pub fn name(self) -> &'static str {
-        Self::NAMES.iter().find(|(s, _)| *s == self).map(|(_, n)| *n).unwrap_or("cpu")
+        name_in(&Self::NAMES, self)
     }
 
     /// The setting `name` names (as [`DeviceSetting::name`] writes it); cpu for anything else.
     pub fn from_name(name: &str) -> Self {
-        Self::NAMES.iter().find(|(_, n)| *n == name).map(|(s, _)| *s).unwrap_or(DeviceSetting::Cpu)
+        value_in(&Self::NAMES, name)
     }
 }
 
@@ -399,12 +409,12 @@ impl DtypeSetting {
         [(DtypeSetting::F32, "f32"), (DtypeSetting::F16, "f16"), (DtypeSetting::Bf16, "bf16")];
 
     pub fn name(self) -> &'static str {
-        Self::NAMES.iter().find(|(s, _)| *s == self).map(|(_, n)| *n).unwrap_or("f32")
+        name_in(&Self::NAMES, self)
     }
 
     /// The setting `name` names (as [`DtypeSetting::name`] writes it); f32 for anything else.
     pub fn from_name(name: &str) -> Self {
-        Self::NAMES.iter().find(|(_, n)| *n == name).map(|(s, _)| *s).unwrap_or(DtypeSetting::F32)
+        value_in(&Self::NAMES, name)
     }
 }
 
