@@ -100,6 +100,9 @@ struct Service {
     /// model when the model's part of it changes.
     config: Mutex<(ServiceConfig, u64)>,
     state: RwLock<ModelState>,
+    /// The configuration `state` was reached with: while it differs from the current one in
+    /// what a reload depends on, the status says `loading` (not the old model's state).
+    state_for: Mutex<Option<ServiceConfig>>,
     stats: Stats,
     last_error: Mutex<Option<String>>,
     meta: WorkerMeta,
@@ -117,6 +120,7 @@ pub fn run(listener: UnixListener, control: File, config: ServiceConfig, meta: W
         wake: Condvar::new(),
         config: Mutex::new((config, 0)),
         state: RwLock::new(ModelState::Loading),
+        state_for: Mutex::new(None),
         stats: Stats::default(),
         last_error: Mutex::new(meta.last_exit.clone()),
         meta,
@@ -173,6 +177,11 @@ pub fn exit(code: i32) -> ! {
 }
 
 /// Whether the peer of `stream` hung up (checked without waiting).
+/// Whether a model loaded with `old` must be loaded again for `new`.
+fn needs_reload(old: &ServiceConfig, new: &ServiceConfig) -> bool {
+    old.key != new.key || old.model_path != new.model_path || old.threads != new.threads
+}
+
 fn hung_up(stream: &UnixStream) -> bool {
     let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
     // Safety: one valid pollfd, no wait.
@@ -279,8 +288,10 @@ impl Service {
     fn status(&self) -> serde_json::Value {
         let config = self.config();
         let mut status = serde_json::Map::new();
+        let stale = self.state_for.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_none_or(|old| needs_reload(old, &config));
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let (name, loaded, failure) = match &*state {
+            _ if stale => ("loading", None, None),
             ModelState::Loading => ("loading", None, None),
             ModelState::Ready(l) => ("ready", Some(l.clone()), None),
             ModelState::Failed(f) => ("failed", None, Some(f.clone())),
@@ -338,9 +349,7 @@ impl Service {
         let mut loaded_for: Option<ServiceConfig> = None;
         loop {
             let (config, generation) = self.config.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let reload = loaded_for.as_ref().is_none_or(|old| {
-                old.key != config.key || old.model_path != config.model_path || old.threads != config.threads
-            });
+            let reload = loaded_for.as_ref().is_none_or(|old| needs_reload(old, &config));
             if reload {
                 *self.state.write().unwrap_or_else(|e| e.into_inner()) = ModelState::Loading;
                 let state = match load(&config) {
@@ -356,6 +365,7 @@ impl Service {
                     }
                 };
                 *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+                *self.state_for.lock().unwrap_or_else(|e| e.into_inner()) = Some(config.clone());
             }
             loaded_for = Some(config.clone());
             if let Some(batch) = self.next_batch(&config, generation, false) {

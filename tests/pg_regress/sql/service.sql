@@ -54,10 +54,13 @@ SELECT (biomed_ner_service()->>'pid') AS pid \gset
 ALTER SYSTEM SET biomed_ner.model = '/nonexistent/model';
 SELECT pg_reload_conf();
 CREATE FUNCTION pg_temp.wait_for_service(setting text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  s jsonb;
 BEGIN
   FOR i IN 1..200 LOOP
-    IF biomed_ner_service()->>'model_setting' = setting AND biomed_ner_service()->>'state' <> 'loading' THEN
-      RETURN biomed_ner_service()->>'state';
+    s := biomed_ner_service();  -- one answer: its state is the one reached with its model_setting
+    IF s->>'model_setting' = setting AND s->>'state' <> 'loading' THEN
+      RETURN s->>'state';
     END IF;
     PERFORM pg_sleep(0.05);
   END LOOP;
