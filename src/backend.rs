@@ -10,7 +10,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use deberta_ner::{DType, Device, Entity, Options, Pipeline};
+use deberta_ner::{Device, Entity, Options, Pipeline, Precision};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 use crate::access;
@@ -190,7 +190,18 @@ fn run_with<R: Send>(
 
 /// The device for `setting`: CUDA device 0, the CPU, or CUDA when usable (auto). Plain Rust,
 /// also used by the inference service.
-pub fn device_for(setting: DeviceSetting) -> Result<(Device, &'static str), Failure> {
+pub fn device_for(setting: DeviceSetting, dtype: DtypeSetting) -> Result<(Device, &'static str), Failure> {
+    if dtype == DtypeSetting::Int8 {
+        // int8 runs on the CPU only: auto means the CPU, cuda is refused.
+        return match setting {
+            DeviceSetting::Cpu | DeviceSetting::Auto => Ok((Device::Cpu, "cpu")),
+            DeviceSetting::Cuda => Err(Failure::new(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "biomed_ner.dtype int8 runs on the CPU only, but biomed_ner.device is cuda",
+                "SET biomed_ner.device = 'cpu' (or 'auto') for int8, or use biomed_ner.dtype = 'f16' or 'bf16' on the GPU.",
+            )),
+        };
+    }
     match setting {
         DeviceSetting::Cpu => Ok((Device::Cpu, "cpu")),
         DeviceSetting::Auto => Ok(match deberta_ner::cuda_device(0) {
@@ -207,11 +218,12 @@ pub fn device_for(setting: DeviceSetting) -> Result<(Device, &'static str), Fail
     }
 }
 
-pub fn dtype_for(setting: DtypeSetting) -> DType {
+pub fn precision_for(setting: DtypeSetting) -> Precision {
     match setting {
-        DtypeSetting::F32 => DType::F32,
-        DtypeSetting::F16 => DType::F16,
-        DtypeSetting::Bf16 => DType::BF16,
+        DtypeSetting::F32 => Precision::F32,
+        DtypeSetting::F16 => Precision::F16,
+        DtypeSetting::Bf16 => Precision::BF16,
+        DtypeSetting::Int8 => Precision::Int8,
     }
 }
 
@@ -224,8 +236,8 @@ pub fn model(function: &'static str) -> Arc<Loaded> {
             return m.clone();
         }
     }
-    let (device, device_name) = device_for(key.device).unwrap_or_else(|f| f.raise(true, function));
-    let dtype = dtype_for(key.dtype);
+    let (device, device_name) = device_for(key.device, key.dtype).unwrap_or_else(|f| f.raise(true, function));
+    let dtype = precision_for(key.dtype);
     // Drop the old model before loading the new one, so two never share memory.
     *MODEL.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let source = access::resolve(&key.model, function);
@@ -240,7 +252,7 @@ pub fn model(function: &'static str) -> Arc<Loaded> {
 }
 
 /// The model of `folder`, or the bundled model for `None`.
-pub fn load_pipeline(folder: Option<&std::path::Path>, dtype: DType, device: &Device) -> deberta_ner::Result<Pipeline> {
+pub fn load_pipeline(folder: Option<&std::path::Path>, dtype: Precision, device: &Device) -> deberta_ner::Result<Pipeline> {
     match folder {
         None => load_bundled(dtype, device),
         Some(folder) => Pipeline::load(folder, dtype, device),
@@ -263,7 +275,7 @@ pub fn model_facts(pipeline: &Pipeline) -> serde_json::Map<String, serde_json::V
         "entity_types": types,
         "layers": cfg.num_hidden_layers,
         "hidden_size": cfg.hidden_size,
-        "dtype": format!("{:?}", pipeline.model.dtype()).to_lowercase(),
+        "dtype": pipeline.model.precision().name(),
         "load_seconds": (pipeline.load_seconds * 1000.0).round() / 1000.0,
     }) else {
         unreachable!("a json object")
@@ -272,12 +284,12 @@ pub fn model_facts(pipeline: &Pipeline) -> serde_json::Map<String, serde_json::V
 }
 
 #[cfg(feature = "bundled-model")]
-fn load_bundled(dtype: DType, device: &Device) -> deberta_ner::Result<Pipeline> {
+fn load_bundled(dtype: Precision, device: &Device) -> deberta_ner::Result<Pipeline> {
     deberta_ner::bundled::load(dtype, device)
 }
 
 #[cfg(not(feature = "bundled-model"))]
-fn load_bundled(_: DType, _: &Device) -> deberta_ner::Result<Pipeline> {
+fn load_bundled(_: Precision, _: &Device) -> deberta_ner::Result<Pipeline> {
     Err(deberta_ner::Error::ModelNotFound { path: "(bundled model: this build has none)".into() })
 }
 

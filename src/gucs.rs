@@ -32,6 +32,8 @@ pub enum DtypeSetting {
     F16,
     #[name = c"bf16"]
     Bf16,
+    #[name = c"int8"]
+    Int8,
 }
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -162,8 +164,8 @@ pub fn init() {
     );
     GucRegistry::define_enum_guc(
         c"biomed_ner.dtype",
-        c"Floating-point type of the model weights and activations: f32, f16 or bf16.",
-        c"f16 and bf16 halve memory and are fast on GPUs; on CPU f32 is both fastest and exact.",
+        c"Numeric type of the model: f32, f16, bf16, or int8 (CPU only: the encoder's projections quantised to int8).",
+        c"f16 and bf16 halve memory and are fast on GPUs; on CPU int8 is about 2.5 times as fast as f32 and keeps almost every entity, f32 is exact.",
         &DTYPE,
         GucContext::Userset,
         GucFlags::default(),
@@ -405,8 +407,12 @@ impl DeviceSetting {
 }
 
 impl DtypeSetting {
-    const NAMES: [(DtypeSetting, &'static str); 3] =
-        [(DtypeSetting::F32, "f32"), (DtypeSetting::F16, "f16"), (DtypeSetting::Bf16, "bf16")];
+    const NAMES: [(DtypeSetting, &'static str); 4] = [
+        (DtypeSetting::F32, "f32"),
+        (DtypeSetting::F16, "f16"),
+        (DtypeSetting::Bf16, "bf16"),
+        (DtypeSetting::Int8, "int8"),
+    ];
 
     pub fn name(self) -> &'static str {
         name_in(&Self::NAMES, self)

@@ -576,8 +576,9 @@ fn load(config: &ServiceConfig) -> Result<Loaded, Failure> {
     } else {
         Some(model.into())
     };
-    let (device, device_name) = backend::device_for(DeviceSetting::from_name(device))?;
-    let dtype = backend::dtype_for(DtypeSetting::from_name(dtype));
+    let dtype = DtypeSetting::from_name(dtype);
+    let (device, device_name) = backend::device_for(DeviceSetting::from_name(device), dtype)?;
+    let dtype = backend::precision_for(dtype);
     let pipeline = std::panic::catch_unwind(AssertUnwindSafe(|| {
         pool.install(|| backend::load_pipeline(folder.as_deref(), dtype, &device))
     }))

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use deberta_ner::{DType, Options};
+use deberta_ner::{Options, Precision};
 
 pub const USAGE: &str = "\
 usage: biomed-ner [OPTIONS] < texts.jsonl > entities.jsonl
@@ -21,7 +21,7 @@ options:
   --batch-size N       windows per forward pass (default 8)
   --max-batch-tokens N padded tokens per forward pass (default 16384)
   --threads N          CPU threads (default: RAYON_NUM_THREADS, else all cores)
-  --dtype T            f32 (default) | f16 | bf16
+  --dtype T            f32 (default) | f16 | bf16 | int8 (CPU)
   --device D           cpu (default) | cuda | cuda:N | auto
   --stats              print load and annotation seconds to stderr as JSON
 eval options:
@@ -59,7 +59,7 @@ pub struct Args {
     pub model: Option<PathBuf>,
     pub options: Options,
     pub threads: Option<usize>,
-    pub dtype: DType,
+    pub dtype: Precision,
     pub device: String,
     /// Print load and annotation times to stderr as JSON.
     pub stats: bool,
@@ -78,7 +78,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         model: None,
         options: Options::default(),
         threads: None,
-        dtype: DType::F32,
+        dtype: Precision::F32,
         device: "cpu".into(),
         stats: false,
     };

@@ -50,7 +50,7 @@ pub fn run(p: &Pipeline, device: &str, b: &BenchArgs) -> Result<(), String> {
     let mut out = serde_json::json!({
         "engine": "biomed-ner",
         "device": device,
-        "dtype": format!("{:?}", p.model.dtype()).to_lowercase(),
+        "dtype": p.model.precision().name(),
         "batch": b.batch,
         "len": b.len,
         "iters": b.iters,

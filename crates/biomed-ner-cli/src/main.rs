@@ -58,12 +58,12 @@ fn load(args: &Args) -> Result<Pipeline, String> {
 }
 
 #[cfg(feature = "bundled-model")]
-fn load_default(dtype: deberta_ner::DType, device: &deberta_ner::Device) -> Result<Pipeline, String> {
+fn load_default(dtype: deberta_ner::Precision, device: &deberta_ner::Device) -> Result<Pipeline, String> {
     deberta_ner::bundled::load(dtype, device).map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "bundled-model"))]
-fn load_default(_: deberta_ner::DType, _: &deberta_ner::Device) -> Result<Pipeline, String> {
+fn load_default(_: deberta_ner::Precision, _: &deberta_ner::Device) -> Result<Pipeline, String> {
     Err(args::NO_MODEL.to_string())
 }
 

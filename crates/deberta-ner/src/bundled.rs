@@ -1,10 +1,11 @@
 //! The default model, compiled into the binary: a compact DeBERTa-v3 trained on MACCROBAT by
 //! `train/train.py` (see the README for its figures and licence).
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 
 use crate::error::Result;
 use crate::pipeline::Pipeline;
+use crate::Precision;
 
 /// Name of the bundled model, as [`Pipeline::origin`] reports it (`bundled:NAME`).
 pub const NAME: &str = "maccrobat-small";
@@ -14,6 +15,6 @@ static TOKENIZER: &[u8] = include_bytes!("../../../models/maccrobat-small/tokeni
 static WEIGHTS: &[u8] = include_bytes!("../../../models/maccrobat-small/model.safetensors");
 
 /// Loads the bundled model.
-pub fn load(dtype: DType, device: &Device) -> Result<Pipeline> {
-    Pipeline::from_memory(CONFIG, TOKENIZER, WEIGHTS, &format!("bundled:{NAME}"), dtype, device)
+pub fn load(precision: Precision, device: &Device) -> Result<Pipeline> {
+    Pipeline::from_memory(CONFIG, TOKENIZER, WEIGHTS, &format!("bundled:{NAME}"), precision, device)
 }

@@ -86,6 +86,9 @@ pub fn bias_act(y: &Tensor, bias: &Tensor, act: Activation) -> Result<Tensor> {
     if y.device().is_cuda() && act == Activation::Gelu {
         return cuda::bias_gelu(y, bias);
     }
+    if y.device().is_cpu() && y.dtype() == DType::F32 && act == Activation::Gelu {
+        return Ok(y.apply_op2_no_bwd(bias, &CpuBiasGelu)?);
+    }
     let x = y.broadcast_add(bias)?;
     Ok(match act {
         Activation::Gelu => x.gelu_erf()?,
@@ -93,6 +96,36 @@ pub fn bias_act(y: &Tensor, bias: &Tensor, act: Activation) -> Result<Tensor> {
         Activation::Relu => x.relu()?,
         Activation::Silu => x.silu()?,
     })
+}
+
+/// `gelu(y + bias)` for f32 on the CPU in one pass ([`crate::vector::bias_gelu`]).
+struct CpuBiasGelu;
+
+impl candle_core::CustomOp2 for CpuBiasGelu {
+    fn name(&self) -> &'static str {
+        "bias_gelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        y: &candle_core::CpuStorage,
+        yl: &candle_core::Layout,
+        b: &candle_core::CpuStorage,
+        bl: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::CpuStorage;
+        let (rows, n) = yl.shape().dims2()?;
+        let (Some((y0, y1)), Some((b0, b1))) = (yl.contiguous_offsets(), bl.contiguous_offsets()) else {
+            candle_core::bail!("bias_gelu wants contiguous inputs")
+        };
+        let (CpuStorage::F32(y), CpuStorage::F32(b)) = (y, b) else { candle_core::bail!("bias_gelu wants f32") };
+        if b1 - b0 != n {
+            candle_core::bail!("bias_gelu: bias of {} for {n} columns", b1 - b0)
+        }
+        let mut out = vec![0f32; rows * n];
+        crate::vector::bias_gelu(&y[y0..y1], &b[b0..b1], &mut out);
+        Ok((CpuStorage::F32(out), yl.shape().clone()))
+    }
 }
 
 #[cfg(feature = "cuda")]

@@ -3,23 +3,26 @@
 //!
 //! ```no_run
 //! use deberta_ner::{Pipeline, Options};
-//! let p = Pipeline::load("model-dir".as_ref(), candle_core::DType::F32, &candle_core::Device::Cpu)?;
+//! let p = Pipeline::load("model-dir".as_ref(), deberta_ner::Precision::F32, &candle_core::Device::Cpu)?;
 //! let entities = p.annotate(&["Aspirin 81 mg daily."], &Options::default(), &mut || Ok(()))?;
 //! # Ok::<(), deberta_ner::Error>(())
 //! ```
 
 pub mod aggregate;
 pub mod attention;
+pub mod bmm;
 #[cfg(feature = "bundled-model")]
 pub mod bundled;
 pub mod config;
 pub mod error;
 pub mod fused;
+pub mod int8;
 pub mod model;
 pub mod model_dir;
 pub mod pickle_guard;
 pub mod pipeline;
 pub mod relpos;
+pub mod vector;
 pub mod windows;
 
 pub use aggregate::{Aggregation, Entity};
@@ -48,13 +51,47 @@ pub fn set_cpu_threads(threads: Option<usize>) {
     }
 }
 
-/// Parses a dtype name: `f32`, `f16` or `bf16`.
-pub fn parse_dtype(s: &str) -> Result<DType> {
+/// How a model computes: its weights' dtype, or int8 projections over f32 weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Precision {
+    F32,
+    F16,
+    BF16,
+    /// CPU only: the encoder layers' projections (query/key/value, attention output,
+    /// intermediate, output) quantised to int8 at load and computed with int8 inputs and i32
+    /// sums ([`int8`]); embeddings, layer norms, attention and the classifier in f32.
+    Int8,
+}
+
+impl Precision {
+    /// The name [`parse_dtype`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::BF16 => "bf16",
+            Precision::Int8 => "int8",
+        }
+    }
+
+    /// The dtype weights are read in.
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F32 | Precision::Int8 => DType::F32,
+            Precision::F16 => DType::F16,
+            Precision::BF16 => DType::BF16,
+        }
+    }
+}
+
+/// Parses a dtype name: `f32`, `f16`, `bf16` or `int8`.
+pub fn parse_dtype(s: &str) -> Result<Precision> {
     match s.to_ascii_lowercase().as_str() {
-        "f32" | "float32" => Ok(DType::F32),
-        "f16" | "float16" => Ok(DType::F16),
-        "bf16" | "bfloat16" => Ok(DType::BF16),
-        _ => Err(Error::InvalidOption(format!("dtype \"{s}\" (expected f32, f16 or bf16)"))),
+        "f32" | "float32" => Ok(Precision::F32),
+        "f16" | "float16" => Ok(Precision::F16),
+        "bf16" | "bfloat16" => Ok(Precision::BF16),
+        "int8" => Ok(Precision::Int8),
+        _ => Err(Error::InvalidOption(format!("dtype \"{s}\" (expected f32, f16, bf16 or int8)"))),
     }
 }
 

@@ -15,13 +15,16 @@
 //!   activation, residual and layer norm tail is one kernel ([`crate::fused`]). In f32 every
 //!   operation and its order are transformers'.
 
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{CpuStorage, DType, Device, Module, Storage, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
 use crate::attention::{disentangled_softmax, AttentionPlan};
-use crate::config::Config;
+use crate::bmm::bmm;
+use crate::config::{Activation, Config};
 use crate::error::{Error, Result};
 use crate::fused::{add_norm, bias_act, merge_heads, split_heads, NormParams};
+use crate::int8::QuantLinear;
+use crate::Precision;
 use crate::relpos::RelPos;
 
 fn weight_error(vb: &VarBuilder, name: &str, e: candle_core::Error) -> Error {
@@ -54,6 +57,59 @@ fn layer_norm_fwd(ln: &LayerNorm, x: &Tensor) -> Result<Tensor> {
 /// `x @ w^T` for `x` `[rows, in]`, `w` `[out, in]`.
 fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     Ok(x.matmul(&w.t()?)?)
+}
+
+/// The weight of a projection inside a layer, without its bias: a tensor in the model's dtype,
+/// or (`Precision::Int8`, CPU) quantised to int8 for [`QuantLinear`].
+enum Proj {
+    Dense(Tensor),
+    Int8(QuantLinear),
+}
+
+impl Proj {
+    /// From `w` `[out, in]`, quantised when `int8`.
+    fn new(w: Tensor, int8: bool) -> Result<Self> {
+        if !int8 {
+            return Ok(Self::Dense(w));
+        }
+        let (n, k) = w.dims2()?;
+        let data = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        Ok(Self::Int8(QuantLinear::new(&data, n, k)))
+    }
+
+    /// `x @ w^T` for `x` `[rows, in]` (f32 for int8).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Dense(w) => matmul_t(x, w),
+            Self::Int8(q) => int8_forward(q, x, |x, rows| q.forward(x, rows)),
+        }
+    }
+
+    /// `act(x @ w^T + bias)`; for int8 with the exact GELU, the bias and activation are applied
+    /// to each tile of the product while it is in cache.
+    fn forward_act(&self, x: &Tensor, bias: &Tensor, act: Activation) -> Result<Tensor> {
+        match self {
+            Self::Int8(q) if act == Activation::Gelu => {
+                let bias = bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                int8_forward(q, x, |x, rows| q.forward_bias_gelu(x, rows, &bias))
+            }
+            _ => bias_act(&self.forward(x)?, bias, act),
+        }
+    }
+}
+
+/// Runs `f` on the rows of `x` (a CPU tensor `[rows, q.in_features()]`, converted to f32) and
+/// wraps its `[rows, q.out_features()]` result.
+fn int8_forward(q: &QuantLinear, x: &Tensor, f: impl FnOnce(&[f32], usize) -> Vec<f32>) -> Result<Tensor> {
+    let (rows, k) = x.dims2()?;
+    let x = x.to_dtype(DType::F32)?.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    let y = match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) if k == q.in_features() => f(&v[layout.start_offset()..][..rows * k], rows),
+        _ => return Err(Error::InvalidOption("dtype int8 runs on the CPU only".into())),
+    };
+    drop(storage);
+    Ok(Tensor::from_vec(y, (rows, q.out_features()), x.device())?)
 }
 
 /// A projection's bias and the layer norm after it, for [`add_norm`].
@@ -116,19 +172,19 @@ impl Embeddings {
 
 struct Layer {
     /// Query, key and value weights `[3 * hidden, hidden]` and biases.
-    qkv_w: Tensor,
+    qkv_w: Proj,
     qkv_b: Tensor,
     /// Projected relative table for c2p, `[heads, 2*span, head]`.
     pos_key: Option<Tensor>,
     /// Projected relative table for p2c, scaled by `1/scale`, `[heads, 2*span, head]`.
     pos_query: Option<Tensor>,
     /// Attention output projection (its bias is in `attn_norm`).
-    attn_out_w: Tensor,
+    attn_out_w: Proj,
     attn_norm: NormParams,
-    intermediate_w: Tensor,
+    intermediate_w: Proj,
     intermediate_b: Tensor,
     /// Output projection (its bias is in `out_norm`).
-    output_w: Tensor,
+    output_w: Proj,
     out_norm: NormParams,
 }
 
@@ -137,10 +193,12 @@ struct BatchState {
     plan: AttentionPlan,
     /// First row of the relative table the batch reads.
     first_row: usize,
+    /// `sqrt(head_size * scale_factor)`.
+    scale: f64,
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config, rel: Option<&Tensor>, scale: f64) -> Result<Self> {
+    fn load(vb: VarBuilder, cfg: &Config, rel: Option<&Tensor>, scale: f64, int8: bool) -> Result<Self> {
         let h = cfg.hidden_size;
         let att = vb.pp("attention");
         let sa = att.pp("self");
@@ -172,51 +230,51 @@ impl Layer {
         let qkv_b = Tensor::cat(&[q.bias().unwrap(), k.bias().unwrap(), v.bias().unwrap()], 0)?;
         let (ao, inter, out) = (att.pp("output"), vb.pp("intermediate").pp("dense"), vb.pp("output"));
         Ok(Self {
-            qkv_w,
+            qkv_w: Proj::new(qkv_w, int8)?,
             qkv_b,
             pos_key,
             pos_query,
-            attn_out_w: get(&ao.pp("dense"), &[h, h], "weight")?,
+            attn_out_w: Proj::new(get(&ao.pp("dense"), &[h, h], "weight")?, int8)?,
             attn_norm: norm_params(&ao.pp("dense"), &ao.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
-            intermediate_w: get(&inter, &[cfg.intermediate_size, h], "weight")?,
+            intermediate_w: Proj::new(get(&inter, &[cfg.intermediate_size, h], "weight")?, int8)?,
             intermediate_b: get(&inter, &[cfg.intermediate_size], "bias")?,
-            output_w: get(&out.pp("dense"), &[h, cfg.intermediate_size], "weight")?,
+            output_w: Proj::new(get(&out.pp("dense"), &[h, cfg.intermediate_size], "weight")?, int8)?,
             out_norm: norm_params(&out.pp("dense"), &out.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
         })
     }
 
     /// One layer on the f32 residual stream `x` `[batch * len, hidden]`; returns the next one.
-    fn forward(&self, x: &Tensor, st: &BatchState, cfg: &Config, scale: f64, mark: &mut Marker) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, st: &BatchState, cfg: &Config, dtype: DType, mark: &mut Marker) -> Result<Tensor> {
         let (b, l) = (st.plan.batch, st.plan.len);
         let (heads, d) = (cfg.num_attention_heads, cfg.head_size);
-        let xt = x.to_dtype(self.qkv_w.dtype())?;
-        let qkv = matmul_t(&xt, &self.qkv_w)?; // [b*l, 3*hidden], without the bias
+        let xt = x.to_dtype(dtype)?;
+        let qkv = self.qkv_w.forward(&xt)?; // [b*l, 3*hidden], without the bias
         mark(Stage::Qkv)?;
         // Each [heads, b*l, d], contiguous per head; the query scaled.
-        let (q, k, v) = split_heads(&qkv, &self.qkv_b, heads, scale)?;
+        let (q, k, v) = split_heads(&qkv, &self.qkv_b, heads, st.scale)?;
         mark(Stage::Split)?;
         let per_seq = |t: &Tensor| t.reshape((heads * b, l, d));
-        let qk = per_seq(&q)?.matmul(&per_seq(&k)?.t()?)?.reshape((heads, b, l, l))?;
+        let qk = bmm(&per_seq(&q)?, &per_seq(&k)?.t()?)?.reshape((heads, b, l, l))?;
         mark(Stage::ContentScores)?;
         let width = st.plan.width;
         let relative = |x: &Tensor, table: &Option<Tensor>| -> Result<Option<Tensor>> {
             // [heads, b*l, d] x [heads, d, width]
-            table.as_ref().map(|t| Ok(x.matmul(&t.narrow(1, st.first_row, width)?.t()?)?)).transpose()
+            table.as_ref().map(|t| bmm(x, &t.narrow(1, st.first_row, width)?.t()?)).transpose()
         };
         let c2p = relative(&q, &self.pos_key)?;
         let p2c = relative(&k, &self.pos_query)?;
         mark(Stage::RelativeScores)?;
         let probs = disentangled_softmax(&st.plan, &qk, c2p.as_ref(), p2c.as_ref())?; // [heads, b, l, l]
         mark(Stage::Softmax)?;
-        let ctx = probs.reshape((heads * b, l, l))?.matmul(&per_seq(&v)?)?; // [heads*b, l, d]
+        let ctx = bmm(&probs.reshape((heads * b, l, l))?, &per_seq(&v)?)?; // [heads*b, l, d]
         let ctx = merge_heads(&ctx.reshape((heads, b * l, d))?)?; // [b*l, hidden]
         mark(Stage::Context)?;
-        let x = add_norm(&matmul_t(&ctx, &self.attn_out_w)?, x, &self.attn_norm)?;
+        let x = add_norm(&self.attn_out_w.forward(&ctx)?, x, &self.attn_norm)?;
         mark(Stage::AttentionOutput)?;
-        let xt = x.to_dtype(self.qkv_w.dtype())?;
-        let inter = bias_act(&matmul_t(&xt, &self.intermediate_w)?, &self.intermediate_b, cfg.hidden_act)?;
+        let xt = x.to_dtype(dtype)?;
+        let inter = self.intermediate_w.forward_act(&xt, &self.intermediate_b, cfg.hidden_act)?;
         mark(Stage::Intermediate)?;
-        let out = add_norm(&matmul_t(&inter, &self.output_w)?, &x, &self.out_norm)?;
+        let out = add_norm(&self.output_w.forward(&inter)?, &x, &self.out_norm)?;
         mark(Stage::Output)?;
         Ok(out)
     }
@@ -263,16 +321,23 @@ pub struct DebertaTokenClassifier {
     /// `sqrt(head_size * scale_factor)`.
     scale: f64,
     device: Device,
+    /// The dtype of the weights and of the activations between projections (f32 for int8).
     dtype: DType,
+    precision: Precision,
 }
 
 impl DebertaTokenClassifier {
     /// Loads the weights under `vb` (the root of a `DebertaV2ForTokenClassification`
-    /// checkpoint: `deberta.*` and `classifier.*`).
-    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+    /// checkpoint: `deberta.*` and `classifier.*`), read in `precision.dtype()`; with
+    /// [`Precision::Int8`] the layers' projections are then quantised ([`crate::int8`]).
+    pub fn load(vb: VarBuilder, cfg: &Config, precision: Precision) -> Result<Self> {
         let h = cfg.hidden_size;
         let device = vb.device().clone();
         let dtype = vb.dtype();
+        let int8 = precision == Precision::Int8;
+        if int8 && !device.is_cpu() {
+            return Err(Error::InvalidOption("dtype int8 runs on the CPU only (use f16 or bf16 on CUDA)".into()));
+        }
         let deberta = vb.pp("deberta");
         let embeddings = Embeddings::load(deberta.pp("embeddings"), cfg)?;
         let scale_factor = 1 + cfg.pos_att_type.c2p as usize + cfg.pos_att_type.p2c as usize;
@@ -294,7 +359,7 @@ impl DebertaTokenClassifier {
             None
         };
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::load(encoder.pp("layer").pp(i), cfg, rel.as_ref(), scale))
+            .map(|i| Layer::load(encoder.pp("layer").pp(i), cfg, rel.as_ref(), scale, int8))
             .collect::<Result<Vec<_>>>()?;
         // In f32: it reads the f32 residual stream, and the labels' argmax is the output.
         let classifier = linear(&vb.pp("classifier").set_dtype(DType::F32), h, cfg.labels.len(), true)?;
@@ -307,6 +372,7 @@ impl DebertaTokenClassifier {
             scale,
             device,
             dtype,
+            precision,
         })
     }
 
@@ -318,8 +384,13 @@ impl DebertaTokenClassifier {
         &self.device
     }
 
+    /// The dtype of the weights and activations (f32 for [`Precision::Int8`]).
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// An upper estimate of the bytes a forward pass over `batch` sequences padded to `len`
@@ -391,12 +462,13 @@ impl DebertaTokenClassifier {
                 seqs.iter().map(|s| s.len()).collect(),
             ),
             first_row,
+            scale: self.scale,
         };
         let mut x = self.embeddings.forward(&ids)?;
         mark(Stage::Embeddings)?;
         for layer in &self.layers {
             mark(Stage::LayerStart)?;
-            x = layer.forward(&x, &st, &self.cfg, self.scale, mark)?;
+            x = layer.forward(&x, &st, &self.cfg, self.dtype, mark)?;
         }
         let logits = self.classifier.forward(&x)?;
         let n_labels = logits.dim(D::Minus1)?;

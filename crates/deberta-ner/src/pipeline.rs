@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use candle_nn::VarBuilder;
 use tokenizers::{ModelWrapper, Tokenizer};
 
@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::DebertaTokenClassifier;
 use crate::model_dir::ModelFiles;
 use crate::windows::{owners, pack, windows};
+use crate::Precision;
 
 /// Run-time options; none of them needs a model reload.
 #[derive(Debug, Clone)]
@@ -89,15 +90,15 @@ fn tok_err(e: impl std::fmt::Display) -> Error {
 }
 
 impl Pipeline {
-    /// Loads the model folder at `path` in `dtype` on `device`.
-    pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<Self> {
+    /// Loads the model folder at `path` in `precision` on `device`.
+    pub fn load(path: &Path, precision: Precision, device: &Device) -> Result<Self> {
         let t0 = Instant::now();
         let files = ModelFiles::locate(path)?;
         let cfg = Config::from_file(&files.config)?;
         let tokenizer = Tokenizer::from_file(&files.tokenizer)
             .map_err(|e| Error::BadFile { path: files.tokenizer.clone(), reason: e.to_string() })?;
-        let vb = files.var_builder(dtype, device)?;
-        Self::from_parts(cfg, tokenizer, vb, files.dir.display().to_string(), t0)
+        let vb = files.var_builder(precision.dtype(), device)?;
+        Self::from_parts(cfg, tokenizer, vb, files.dir.display().to_string(), precision, t0)
     }
 
     /// Loads a model held in memory: `config.json` text, `tokenizer.json` bytes and
@@ -107,19 +108,26 @@ impl Pipeline {
         tokenizer: &[u8],
         safetensors: &[u8],
         origin: &str,
-        dtype: DType,
+        precision: Precision,
         device: &Device,
     ) -> Result<Self> {
         let t0 = Instant::now();
         let cfg = Config::from_json(config)?;
         let tokenizer = Tokenizer::from_bytes(tokenizer)
             .map_err(|e| Error::BadFile { path: format!("{origin}/tokenizer.json").into(), reason: e.to_string() })?;
-        let vb = VarBuilder::from_slice_safetensors(safetensors, dtype, device)
+        let vb = VarBuilder::from_slice_safetensors(safetensors, precision.dtype(), device)
             .map_err(|e| Error::BadFile { path: format!("{origin}/model.safetensors").into(), reason: e.to_string() })?;
-        Self::from_parts(cfg, tokenizer, vb, origin.to_string(), t0)
+        Self::from_parts(cfg, tokenizer, vb, origin.to_string(), precision, t0)
     }
 
-    fn from_parts(cfg: Config, mut tokenizer: Tokenizer, vb: VarBuilder, origin: String, t0: Instant) -> Result<Self> {
+    fn from_parts(
+        cfg: Config,
+        mut tokenizer: Tokenizer,
+        vb: VarBuilder,
+        origin: String,
+        precision: Precision,
+        t0: Instant,
+    ) -> Result<Self> {
         // The pipeline never truncates or pads inside the tokenizer; windows do that.
         tokenizer.with_truncation(None).map_err(tok_err)?;
         tokenizer.with_padding(None);
@@ -139,7 +147,7 @@ impl Pipeline {
             }
             _ => SubwordRule::Heuristic,
         };
-        let model = DebertaTokenClassifier::load(vb, &cfg)?;
+        let model = DebertaTokenClassifier::load(vb, &cfg, precision)?;
         Ok(Self {
             model,
             tokenizer,

@@ -9,14 +9,14 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use deberta_ner::{Aggregation, DType, Device, Options, Pipeline};
+use deberta_ner::{Aggregation, Device, Options, Pipeline, Precision};
 use proptest::prelude::*;
 
 fn pipeline() -> &'static Pipeline {
     static P: OnceLock<Pipeline> = OnceLock::new();
     P.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/v3_base_like");
-        Pipeline::load(&dir, DType::F32, &Device::Cpu).unwrap()
+        Pipeline::load(&dir, Precision::F32, &Device::Cpu).unwrap()
     })
 }
 

@@ -1,0 +1,425 @@
+//! Int8 linear layers for the CPU (`dtype = int8`): `y = x @ w^T` with `w` quantised once at
+//! load and `x` quantised at every call, accumulated exactly in i32.
+//!
+//! - Weights: symmetric, per output channel: `w[n][k] ~ sw[n] * qw[n][k]`, `qw` in -127..=127.
+//! - Activations: asymmetric, per row (token): `x[r][k] ~ sx[r] * (qx[r][k] - zx[r])`, `qx` in
+//!   0..=255, the range widened to hold 0 so that zero is exact.
+//! - `y[r][n] = sx[r] * sw[n] * (sum_k qx[r][k] qw[n][k] - zx[r] * sum_k qw[n][k])`; the sums are
+//!   exact in i32 (at most `k * 255 * 127`, far below 2^31 for any `k` under 66,000).
+//!
+//! The product `u8 x i8` summed four at a time into i32 is what AVX-512 VNNI's `vpdpbusd` does
+//! (without saturation), so the weights are packed for it at load: blocks of 16 output channels,
+//! and in each block, for every 4 consecutive inputs, the 16 channels' 4 weights (64 bytes, one
+//! vector). On CPUs without VNNI a portable kernel reads the same layout; both give identical
+//! sums, so results do not depend on the CPU.
+//!
+//! Results do not depend on how rows were batched either: every row is quantised and
+//! accumulated on its own, and the sums are exact integers.
+
+use rayon::prelude::*;
+
+use crate::vector;
+
+/// Output channels per packed block (one 512-bit vector of i32 sums).
+const BLOCK: usize = 16;
+/// Rows of one micro-kernel call.
+const MR: usize = 6;
+/// Blocks (of [`BLOCK`] channels) of one micro-kernel call.
+const NV: usize = 4;
+/// Rows of one parallel task: a slice of the quantised activations that stays in cache while
+/// it meets every weight block of its column group.
+const ROWS_PER_TASK: usize = 8 * MR;
+
+/// A linear layer's weight `[n, k]`, quantised and packed.
+pub struct QuantLinear {
+    n: usize,
+    k: usize,
+    /// `k` rounded up to a multiple of 4 (the padding weighs zero).
+    kp: usize,
+    /// `[ceil(n / 16)][kp / 4][16][4]`.
+    packed: Vec<i8>,
+    /// Per output channel (padded to the blocks with zeros): the weight scale.
+    scale: Vec<f32>,
+    /// Per output channel (padded): the sum of its quantised weights.
+    col_sum: Vec<i32>,
+}
+
+impl QuantLinear {
+    /// Quantises `w`, row-major `[n, k]` f32.
+    pub fn new(w: &[f32], n: usize, k: usize) -> Self {
+        assert_eq!(w.len(), n * k, "weight size");
+        let kp = k.div_ceil(4) * 4;
+        let blocks = n.div_ceil(BLOCK);
+        let mut packed = vec![0i8; blocks * BLOCK * kp];
+        let mut scale = vec![0f32; blocks * BLOCK];
+        let mut col_sum = vec![0i32; blocks * BLOCK];
+        for j in 0..n {
+            let row = &w[j * k..(j + 1) * k];
+            let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let s = if amax > 0.0 && amax.is_finite() { amax / 127.0 } else { 1.0 };
+            let inv = 1.0 / s;
+            let (b, c) = (j / BLOCK, j % BLOCK);
+            let mut sum = 0i32;
+            for (i, &v) in row.iter().enumerate() {
+                let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+                packed[b * BLOCK * kp + (i / 4) * BLOCK * 4 + c * 4 + i % 4] = q;
+                sum += q as i32;
+            }
+            scale[j] = s;
+            col_sum[j] = sum;
+        }
+        Self { n, k, kp, packed, scale, col_sum }
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.n
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.k
+    }
+
+    /// Bytes held by the packed weights and their scales.
+    pub fn bytes(&self) -> usize {
+        self.packed.len() + 8 * self.scale.len()
+    }
+
+    /// `x @ w^T` for `x` row-major `[rows, k]`: row-major `[rows, n]` f32.
+    pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        self.forward_on(x, rows, Epilogue::None, has_vnni())
+    }
+
+    /// `gelu(x @ w^T + bias)` (the exact GELU of [`crate::vector::gelu`]), applied to each
+    /// tile while it is in cache.
+    pub fn forward_bias_gelu(&self, x: &[f32], rows: usize, bias: &[f32]) -> Vec<f32> {
+        assert_eq!(bias.len(), self.n, "bias size");
+        self.forward_on(x, rows, Epilogue::BiasGelu(bias), has_vnni())
+    }
+
+    /// [`Self::forward`] with an epilogue, on the VNNI kernel or the portable one.
+    fn forward_on(&self, x: &[f32], rows: usize, epilogue: Epilogue, vnni: bool) -> Vec<f32> {
+        assert_eq!(x.len(), rows * self.k, "input size");
+        let qx = QuantRows::new(x, rows, self.k, self.kp);
+        let mut y = vec![0f32; rows * self.n];
+        let out = OutPtr(y.as_mut_ptr());
+        let groups = self.n.div_ceil(BLOCK * NV);
+        let row_tasks = rows.div_ceil(ROWS_PER_TASK);
+        (0..row_tasks * groups).into_par_iter().for_each(|t| {
+            let (rt, g) = (t / groups, t % groups);
+            let r0 = rt * ROWS_PER_TASK;
+            let r1 = (r0 + ROWS_PER_TASK).min(rows);
+            let b0 = g * NV;
+            let b1 = (b0 + NV).min(self.n.div_ceil(BLOCK));
+            let out = &out;
+            let mut r = r0;
+            while r < r1 {
+                let m = MR.min(r1 - r);
+                // SAFETY: tasks write disjoint rows x channel rectangles of `y`, which outlives
+                // them; `tile` stays inside its rectangle.
+                unsafe { self.tile(&qx, r, m, b0, b1 - b0, out.0, epilogue, vnni) };
+                r += m;
+            }
+        });
+        y
+    }
+
+    /// Rows `r..r + m` times blocks `b..b + v`, written to `y`.
+    ///
+    /// # Safety
+    /// `y` points to `rows * n` f32 that nothing else writes in this rectangle meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(&self, qx: &QuantRows, r: usize, m: usize, b: usize, v: usize, y: *mut f32, epilogue: Epilogue, vnni: bool) {
+        let mut acc = [[0i32; BLOCK * NV]; MR];
+        #[cfg(target_arch = "x86_64")]
+        if vnni {
+            vnni::tile(self, qx, r, m, b, v, &mut acc);
+        } else {
+            portable_tile(self, qx, r, m, b, v, &mut acc);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = vnni;
+            portable_tile(self, qx, r, m, b, v, &mut acc);
+        }
+        let c0 = b * BLOCK;
+        let c1 = ((b + v) * BLOCK).min(self.n);
+        for (i, acc) in acc.iter().enumerate().take(m) {
+            let row = std::slice::from_raw_parts_mut(y.add((r + i) * self.n + c0), c1 - c0);
+            vector::dequantise(
+                &acc[..c1 - c0],
+                qx.zero[r + i],
+                &self.col_sum[c0..c1],
+                qx.scale[r + i],
+                &self.scale[c0..c1],
+                row,
+            );
+            if let Epilogue::BiasGelu(bias) = epilogue {
+                vector::bias_gelu_in_place(row, &bias[c0..c1]);
+            }
+        }
+    }
+}
+
+/// What a tile does to its results after dequantising them.
+#[derive(Clone, Copy)]
+enum Epilogue<'a> {
+    None,
+    BiasGelu(&'a [f32]),
+}
+
+/// Activations quantised per row.
+struct QuantRows {
+    /// `[rows, kp]`, the padding 0 (it meets zero weights).
+    q: Vec<u8>,
+    kp: usize,
+    scale: Vec<f32>,
+    zero: Vec<i32>,
+}
+
+impl QuantRows {
+    fn new(x: &[f32], rows: usize, k: usize, kp: usize) -> Self {
+        let mut q = vec![0u8; rows * kp];
+        let mut scale = vec![0f32; rows];
+        let mut zero = vec![0i32; rows];
+        q.par_chunks_mut(kp)
+            .zip(scale.par_iter_mut().zip(zero.par_iter_mut()))
+            .enumerate()
+            .with_min_len(16)
+            .for_each(|(r, (out, (s, z)))| (*s, *z) = quantise_row(&x[r * k..(r + 1) * k], &mut out[..k]));
+        Self { q, kp, scale, zero }
+    }
+}
+
+/// Scale and zero point for a row whose values lie in `lo..=hi` (`lo <= 0 <= hi`).
+fn params(lo: f32, hi: f32) -> (f32, i32) {
+    let s = (hi - lo) / 255.0;
+    if !(s > 0.0 && s.is_finite()) {
+        return (1.0, 0);
+    }
+    let z = (-lo / s).round_ties_even().clamp(0.0, 255.0) as i32;
+    (s, z)
+}
+
+fn quantise_row(row: &[f32], out: &mut [u8]) -> (f32, i32) {
+    let (lo, hi) = vector::range(row);
+    let (s, z) = params(lo, hi);
+    vector::quantise(row, 1.0 / s, z as f32, out);
+    (s, z)
+}
+
+struct OutPtr(*mut f32);
+// SAFETY: used only to write disjoint parts of one buffer from rayon tasks (see `forward`).
+unsafe impl Sync for OutPtr {}
+unsafe impl Send for OutPtr {}
+
+/// Whether this CPU has AVX-512 VNNI (checked once).
+pub fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *VNNI.get_or_init(|| {
+            std::env::var_os("DEBERTA_NER_NO_VNNI").is_none()
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vnni")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The same sums as the VNNI kernel, in plain Rust.
+fn portable_tile(l: &QuantLinear, qx: &QuantRows, r: usize, m: usize, b: usize, v: usize, acc: &mut [[i32; BLOCK * NV]; MR]) {
+    let kp = l.kp;
+    for (i, acc) in acc.iter_mut().enumerate().take(m) {
+        let a = &qx.q[(r + i) * qx.kp..(r + i) * qx.kp + kp];
+        for bv in 0..v {
+            let w = &l.packed[(b + bv) * BLOCK * kp..(b + bv + 1) * BLOCK * kp];
+            let acc = &mut acc[bv * BLOCK..(bv + 1) * BLOCK];
+            for (k4, w) in w.chunks_exact(BLOCK * 4).enumerate() {
+                let a = &a[k4 * 4..k4 * 4 + 4];
+                for (c, w) in w.chunks_exact(4).enumerate() {
+                    acc[c] += a[0] as i32 * w[0] as i32
+                        + a[1] as i32 * w[1] as i32
+                        + a[2] as i32 * w[2] as i32
+                        + a[3] as i32 * w[3] as i32;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use std::arch::x86_64::*;
+
+    use super::{QuantLinear, QuantRows, BLOCK, MR, NV};
+
+    /// Dispatches to the micro-kernel for `m` rows and `v` blocks.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and AVX-512 VNNI; `r + m` rows exist in `qx`, blocks `b + v` in `l`.
+    pub(super) unsafe fn tile(l: &QuantLinear, qx: &QuantRows, r: usize, m: usize, b: usize, v: usize, acc: &mut [[i32; BLOCK * NV]; MR]) {
+        macro_rules! go {
+            ($m:literal) => {
+                match v {
+                    1 => kernel::<$m, 1>(l, qx, r, b, acc),
+                    2 => kernel::<$m, 2>(l, qx, r, b, acc),
+                    3 => kernel::<$m, 3>(l, qx, r, b, acc),
+                    _ => kernel::<$m, 4>(l, qx, r, b, acc),
+                }
+            };
+        }
+        match m {
+            1 => go!(1),
+            2 => go!(2),
+            3 => go!(3),
+            4 => go!(4),
+            5 => go!(5),
+            _ => go!(6),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    unsafe fn kernel<const M: usize, const V: usize>(l: &QuantLinear, qx: &QuantRows, r: usize, b: usize, out: &mut [[i32; BLOCK * NV]; MR]) {
+        let kp = l.kp;
+        let mut acc = [[_mm512_setzero_si512(); V]; M];
+        let w = l.packed.as_ptr().add(b * BLOCK * kp);
+        let a = qx.q.as_ptr().add(r * qx.kp);
+        for k4 in 0..kp / 4 {
+            let mut wv = [_mm512_setzero_si512(); V];
+            for (j, wv) in wv.iter_mut().enumerate() {
+                *wv = _mm512_loadu_si512(w.add(j * BLOCK * kp + k4 * BLOCK * 4).cast());
+            }
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_epi32(a.add(i * qx.kp + k4 * 4).cast::<i32>().read_unaligned());
+                for (acc, wv) in acc.iter_mut().zip(&wv) {
+                    *acc = _mm512_dpbusd_epi32(*acc, av, *wv);
+                }
+            }
+        }
+        for (acc, out) in acc.iter().zip(out.iter_mut()) {
+            for (j, acc) in acc.iter().enumerate() {
+                _mm512_storeu_si512(out.as_mut_ptr().add(j * BLOCK).cast(), *acc);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// The exact integer result the quantisation defines, computed naively.
+    fn reference(l: &QuantLinear, w: &[f32], x: &[f32], rows: usize) -> Vec<f32> {
+        let (n, k) = (l.n, l.k);
+        let mut y = vec![0f32; rows * n];
+        for r in 0..rows {
+            let xr = &x[r * k..(r + 1) * k];
+            let (lo, hi) = vector::range(xr);
+            let (sx, zx) = params(lo, hi);
+            for j in 0..n {
+                let wr = &w[j * k..(j + 1) * k];
+                let amax = wr.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let sw = if amax > 0.0 { amax / 127.0 } else { 1.0 };
+                let mut s = 0i64;
+                for i in 0..k {
+                    let qa = (xr[i].mul_add(1.0 / sx, zx as f32).round_ties_even().clamp(0.0, 255.0) as i64) - zx as i64;
+                    let qw = (wr[i] / sw).round_ties_even().clamp(-127.0, 127.0) as i64;
+                    s += qa * qw;
+                }
+                y[r * n + j] = s as f32 * (sx * sw);
+            }
+        }
+        y
+    }
+
+    fn check(rows: usize, n: usize, k: usize) {
+        let mut seed = (rows * 1000 + n * 10 + k) as u64;
+        let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed) * 0.1).collect();
+        let x: Vec<f32> = (0..rows * k).map(|_| lcg(&mut seed) * 3.0 + 0.5).collect();
+        let l = QuantLinear::new(&w, n, k);
+        let y = l.forward(&x, rows);
+        assert_eq!(y, l.forward_on(&x, rows, Epilogue::None, false), "the portable kernel gives the same sums");
+        let bias: Vec<f32> = (0..n).map(|j| j as f32 / n as f32 - 0.5).collect();
+        let fused = l.forward_bias_gelu(&x, rows, &bias);
+        for (i, (&f, &y)) in fused.iter().zip(&y).enumerate() {
+            assert_eq!(f, vector::gelu(y + bias[i % n]));
+        }
+        let want = reference(&l, &w, &x, rows);
+        for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "rows {rows} n {n} k {k} at {i}: {a} vs {b}");
+        }
+        // And close to f32 (a loose bound: int8 is an approximation).
+        for r in 0..rows {
+            for j in 0..n {
+                let exact: f32 = (0..k).map(|i| x[r * k + i] * w[j * k + i]).sum();
+                let err = (y[r * n + j] - exact).abs();
+                assert!(err < 0.05 * (k as f32).sqrt(), "far from f32: {} vs {exact}", y[r * n + j]);
+            }
+        }
+    }
+
+    #[test]
+    fn sums_are_the_exact_quantised_ones() {
+        for &(rows, n, k) in &[(1, 16, 4), (7, 64, 768), (13, 80, 30), (50, 100, 97), (6, 3, 5), (0, 16, 8)] {
+            check(rows, n, k);
+        }
+    }
+
+    /// Not a test: `cargo test --release -p deberta-ner int8_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn int8_speed() {
+        use candle_core::{Device, Tensor};
+        let (rows, n, k) = (224, 3072, 768);
+        let mut seed = 1;
+        let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed)).collect();
+        let x: Vec<f32> = (0..rows * k).map(|_| lcg(&mut seed)).collect();
+        let l = QuantLinear::new(&w, n, k);
+        let (wt, xt) = (Tensor::from_vec(w.clone(), (n, k), &Device::Cpu).unwrap(), Tensor::from_vec(x.clone(), (rows, k), &Device::Cpu).unwrap());
+        for round in 0..3 {
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                std::hint::black_box(l.forward(&x, rows));
+            }
+            let int8 = t.elapsed().as_secs_f64() / 20.0;
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                std::hint::black_box(xt.matmul(&wt.t().unwrap()).unwrap());
+            }
+            let f32 = t.elapsed().as_secs_f64() / 20.0;
+            let gmac = (rows * n * k) as f64 / 1e9;
+            println!("round {round}: int8 {:.2} ms ({:.0} GMAC/s), f32 {:.2} ms ({:.0} GMAC/s)", int8 * 1e3, gmac / int8, f32 * 1e3, gmac / f32);
+        }
+    }
+
+    #[test]
+    fn rows_do_not_depend_on_their_batch() {
+        let (n, k) = (48, 40);
+        let mut seed = 7;
+        let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed)).collect();
+        let x: Vec<f32> = (0..20 * k).map(|_| lcg(&mut seed)).collect();
+        let l = QuantLinear::new(&w, n, k);
+        let all = l.forward(&x, 20);
+        for r in 0..20 {
+            assert_eq!(l.forward(&x[r * k..(r + 1) * k], 1), all[r * n..(r + 1) * n]);
+        }
+    }
+
+    #[test]
+    fn zero_and_constant_rows() {
+        let (n, k) = (16, 8);
+        let w = vec![0.5f32; n * k];
+        let l = QuantLinear::new(&w, n, k);
+        assert!(l.forward(&[0.0; 8], 1).iter().all(|&v| v == 0.0));
+        let y = l.forward(&[2.0; 8], 1);
+        assert!(y.iter().all(|&v| (v - 8.0).abs() < 0.05), "{y:?}");
+        let zero = QuantLinear::new(&vec![0.0; n * k], n, k);
+        assert!(zero.forward(&[1.0; 8], 1).iter().all(|&v| v == 0.0));
+    }
+}

@@ -1,0 +1,231 @@
+//! Element-wise loops for the CPU, each compiled three times (AVX-512, AVX2 with FMA, and the
+//! build's baseline) and chosen once at run time, so that a binary built for any x86-64 uses
+//! the vector units the machine has (the gemm crate does the same for matrix products).
+//!
+//! - [`bias_gelu`]: `gelu(y + bias)` with the exact (erf) GELU, erf as a rational function
+//!   fitted for this crate (`x P(x^2) / Q(x^2)` on `[-4, 4]`, constant beyond; max error
+//!   4.5e-7 in f32 against f64 erf, 1.2e-6 on GELU, about 2 ulp): the scalar erf candle uses
+//!   does not vectorise and took a tenth of a base model's forward pass;
+//! - the int8 path's per-row range, quantisation and dequantisation ([`crate::int8`]).
+
+/// Which compiled copy runs.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Level {
+    Baseline,
+    Avx2,
+    Avx512,
+}
+
+fn level() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+        *LEVEL.get_or_init(|| {
+            if is_x86_feature_detected!("avx512f") {
+                Level::Avx512
+            } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                Level::Avx2
+            } else {
+                Level::Baseline
+            }
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    Level::Baseline
+}
+
+/// Defines `pub fn $name` that runs `$body` compiled for the best [`Level`] this CPU has.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+        $(#[$doc])*
+        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                match level() {
+                    // SAFETY: the CPU has the features (checked by `level`).
+                    Level::Avx512 => return unsafe { avx512($($arg),*) },
+                    Level::Avx2 => return unsafe { avx2($($arg),*) },
+                    Level::Baseline => {}
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+/// erf's numerator `x * P(x^2)`, lowest power first.
+const ERF_P: [f32; 7] = [
+    1.128_378_6,
+    0.215_275_45,
+    0.052_612_565,
+    0.004_351_805_4,
+    0.000_157_096_2,
+    -1.998_754_4e-6,
+    1.922_652_3e-8,
+];
+/// erf's denominator `Q(x^2)`, lowest power first.
+const ERF_Q: [f32; 5] = [1.0, 0.524_110_2, 0.121_352_73, 0.015_667_452, 0.001_112_810_6];
+
+/// erf for f32, branch-free so that loops over it vectorise.
+#[inline(always)]
+pub fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = ERF_P[6];
+    for c in ERF_P[..6].iter().rev() {
+        p = p.mul_add(x2, *c);
+    }
+    let mut q = ERF_Q[4];
+    for c in ERF_Q[..4].iter().rev() {
+        q = q.mul_add(x2, *c);
+    }
+    (x * p / q).clamp(-1.0, 1.0)
+}
+
+/// The exact GELU, `x * 0.5 * (1 + erf(x / sqrt(2)))`, as torch writes it.
+#[inline(always)]
+pub fn gelu(x: f32) -> f32 {
+    x * 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+multiversion! {
+    /// `out[r][j] = gelu(y[r][j] + bias[j])` for row-major `y` and `out` with `bias.len()` columns.
+    fn bias_gelu(y: &[f32], bias: &[f32], out: &mut [f32]) {
+        for (o, y) in out.chunks_exact_mut(bias.len()).zip(y.chunks_exact(bias.len())) {
+            for ((o, y), b) in o.iter_mut().zip(y).zip(bias) {
+                *o = gelu(y + b);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// [`bias_gelu`] in place.
+    fn bias_gelu_in_place(y: &mut [f32], bias: &[f32]) {
+        for y in y.chunks_exact_mut(bias.len()) {
+            for (y, b) in y.iter_mut().zip(bias) {
+                *y = gelu(*y + b);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// The smallest and largest value of `row`, widened to hold 0 (NaN ignored).
+    fn range(row: &[f32]) -> (f32, f32) {
+        // Sixteen lanes of partial results, and comparisons rather than `f32::min` (whose NaN
+        // rule costs extra instructions), so that the loop vectorises.
+        let mut lo = [0f32; 16];
+        let mut hi = [0f32; 16];
+        let mut chunks = row.chunks_exact(16);
+        for c in &mut chunks {
+            for i in 0..16 {
+                lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
+                hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
+            }
+        }
+        for (i, &v) in chunks.remainder().iter().enumerate() {
+            lo[i] = if v < lo[i] { v } else { lo[i] };
+            hi[i] = if v > hi[i] { v } else { hi[i] };
+        }
+        (lo.iter().fold(0f32, |a, &b| a.min(b)), hi.iter().fold(0f32, |a, &b| a.max(b)))
+    }
+}
+
+/// Adding and subtracting 1.5 * 2^23 rounds an f32 in [0, 2^22] to the nearest integer, ties to
+/// even (the default rounding mode), in two vectorisable additions; `round_ties_even` is a
+/// library call per element without SSE4.1.
+const ROUND: f32 = 12_582_912.0;
+
+multiversion! {
+    /// `out[i] = clamp(round(x[i] * inv + zero), 0, 255)`, ties to even.
+    fn quantise(x: &[f32], inv: f32, zero: f32, out: &mut [u8]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            let c = v.mul_add(inv, zero);
+            let c = if c > 0.0 { c } else { 0.0 };
+            let c = if c < 255.0 { c } else { 255.0 };
+            *o = ((c + ROUND) - ROUND) as u8;
+        }
+    }
+}
+
+multiversion! {
+    /// `out[j] = (acc[j] - zero * col_sum[j]) * (scale * col_scale[j])`, the int8 path's
+    /// dequantisation of one row of sums.
+    fn dequantise(acc: &[i32], zero: i32, col_sum: &[i32], scale: f32, col_scale: &[f32], out: &mut [f32]) {
+        for (((o, &a), &c), &s) in out.iter_mut().zip(acc).zip(col_sum).zip(col_scale) {
+            *o = (a - zero * c) as f32 * (scale * s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// erf in f64 by its Taylor series (|x| < 3) or continued fraction (beyond); reference only.
+    fn erf64(x: f64) -> f64 {
+        if x.abs() < 3.0 {
+            let (mut term, mut sum, mut n) = (x, x, 0.0);
+            while term.abs() > 1e-17 {
+                n += 1.0;
+                term *= -x * x / n;
+                sum += term / (2.0 * n + 1.0);
+            }
+            sum * 2.0 / std::f64::consts::PI.sqrt()
+        } else {
+            // erfc by Lentz's continued fraction.
+            let z = x.abs();
+            let mut f = z;
+            for k in (1..60).rev() {
+                f = z + (k as f64 / 2.0) / f;
+            }
+            let erfc = (-z * z).exp() / std::f64::consts::PI.sqrt() / f;
+            (1.0 - erfc) * x.signum()
+        }
+    }
+
+    #[test]
+    fn erf_within_half_a_micro() {
+        let mut worst = 0f64;
+        for i in -60_000..=60_000 {
+            let x = i as f32 / 10_000.0;
+            worst = worst.max((erf(x) as f64 - erf64(x as f64)).abs());
+        }
+        assert!(worst < 5e-7, "max erf error {worst}");
+        assert_eq!(erf(f32::INFINITY), 1.0);
+        assert_eq!(erf(-1e30), -1.0);
+        assert_eq!(erf(0.0), 0.0);
+    }
+
+    #[test]
+    fn dispatched_copies_agree_with_scalar() {
+        let y: Vec<f32> = (0..3 * 37).map(|i| (i as f32 - 50.0) / 7.0).collect();
+        let bias: Vec<f32> = (0..37).map(|j| j as f32 / 40.0).collect();
+        let mut out = vec![0f32; y.len()];
+        bias_gelu(&y, &bias, &mut out);
+        let mut inplace = y.clone();
+        bias_gelu_in_place(&mut inplace, &bias);
+        for (i, (&o, &p)) in out.iter().zip(&inplace).enumerate() {
+            let x = y[i] + bias[i % 37];
+            let want = x as f64 * 0.5 * (1.0 + erf64(x as f64 / 2f64.sqrt()));
+            assert!((o as f64 - want).abs() < 2e-6, "{x}: {o} vs {want}");
+            assert_eq!(o, p);
+        }
+        let row: Vec<f32> = (0..45).map(|i| (i as f32 - 10.0) * 0.5).collect();
+        assert_eq!(range(&row), (-5.0, 17.0));
+        assert_eq!(range(&[1.0, 2.0]), (0.0, 2.0));
+        let mut q = [0u8; 4];
+        quantise(&[-1.0, 0.0, 0.5, 100.0], 2.0, 10.0, &mut q);
+        assert_eq!(q, [8, 10, 11, 210]);
+        let mut d = [0f32; 2];
+        dequantise(&[100, -20], 3, &[10, -10], 0.5, &[1.0, 2.0], &mut d);
+        assert_eq!(d, [35.0, 10.0]);
+    }
+}
