@@ -27,6 +27,8 @@ pub struct NormParams {
     gamma: Tensor,
     beta: Tensor,
     eps: f64,
+    /// Bias, gamma and beta on the host, for the CPU pass.
+    host: [Vec<f32>; 3],
 }
 
 impl NormParams {
@@ -34,7 +36,9 @@ impl NormParams {
     pub fn new(bias: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Self> {
         let [bias, gamma, beta] = [bias, gamma, beta].map(|t| t.to_dtype(DType::F32));
         let (bias, gamma, beta) = (bias?, gamma?, beta?);
+        let host = [bias.to_vec1::<f32>()?, gamma.to_vec1::<f32>()?, beta.to_vec1::<f32>()?];
         Ok(Self {
+            host,
             #[cfg(feature = "cuda")]
             packed: Tensor::stack(&[&bias, &gamma, &beta], 0)?,
             bias,
@@ -52,6 +56,9 @@ pub fn add_norm(y: &Tensor, residual: &Tensor, p: &NormParams) -> Result<Tensor>
     if y.device().is_cuda() {
         return cuda::add_norm(y, residual, p);
     }
+    if y.device().is_cpu() && y.dtype() == DType::F32 && residual.dtype() == DType::F32 {
+        return Ok(y.apply_op2_no_bwd(residual, &CpuAddNorm(p))?);
+    }
     let s = (y.to_dtype(DType::F32)?.broadcast_add(&p.bias)? + residual)?;
     Ok(candle_nn::ops::layer_norm(&s, &p.gamma, &p.beta, p.eps as f32)?)
 }
@@ -64,6 +71,10 @@ pub fn split_heads(qkv: &Tensor, bias: &Tensor, heads: usize, scale: f64) -> Res
     #[cfg(feature = "cuda")]
     if qkv.device().is_cuda() && 3 * rows * heads * d < u32::MAX as usize {
         let parts = cuda::split_heads(qkv, bias, heads, scale)?;
+        return Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?));
+    }
+    if qkv.device().is_cpu() && qkv.dtype() == DType::F32 && bias.dtype() == DType::F32 {
+        let parts = qkv.apply_op2_no_bwd(bias, &CpuSplitHeads { heads, scale: scale as f32 })?;
         return Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?));
     }
     let parts = qkv.broadcast_add(bias)?.reshape((rows, 3, heads, d))?.permute((1, 2, 0, 3))?.contiguous()?;
@@ -96,6 +107,79 @@ pub fn bias_act(y: &Tensor, bias: &Tensor, act: Activation) -> Result<Tensor> {
         Activation::Relu => x.relu()?,
         Activation::Silu => x.silu()?,
     })
+}
+
+/// The contiguous f32 data of a CPU storage and layout, or an error naming `op`.
+fn cpu_f32<'a>(op: &str, s: &'a candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (candle_core::CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("{op} wants contiguous f32 inputs"),
+    }
+}
+
+/// [`add_norm`] for f32 on the CPU: one pass per row, rows in parallel
+/// ([`crate::vector::add_norm_row`]).
+struct CpuAddNorm<'a>(&'a NormParams);
+
+impl candle_core::CustomOp2 for CpuAddNorm<'_> {
+    fn name(&self) -> &'static str {
+        "add_norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        y: &candle_core::CpuStorage,
+        yl: &candle_core::Layout,
+        r: &candle_core::CpuStorage,
+        rl: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let (rows, n) = yl.shape().dims2()?;
+        let (y, r) = (cpu_f32("add_norm", y, yl)?, cpu_f32("add_norm", r, rl)?);
+        let [bias, gamma, beta] = &self.0.host;
+        if r.len() != rows * n || bias.len() != n {
+            candle_core::bail!("add_norm: shapes {:?} and {:?} with {} parameters", yl.shape(), rl.shape(), bias.len())
+        }
+        let mut out = vec![0f32; rows * n];
+        let eps = self.0.eps as f32;
+        out.par_chunks_mut(n.max(1)).zip(y.par_chunks(n.max(1))).zip(r.par_chunks(n.max(1))).with_min_len(8).for_each(
+            |((o, y), r)| crate::vector::add_norm_row(y, r, bias, gamma, beta, eps, o),
+        );
+        Ok((candle_core::CpuStorage::F32(out), yl.shape().clone()))
+    }
+}
+
+/// [`split_heads`] for f32 on the CPU: `[3, heads, rows, d]` in one pass
+/// ([`crate::vector::split_heads_row`]).
+struct CpuSplitHeads {
+    heads: usize,
+    scale: f32,
+}
+
+impl candle_core::CustomOp2 for CpuSplitHeads {
+    fn name(&self) -> &'static str {
+        "split_heads"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qkv: &candle_core::CpuStorage,
+        ql: &candle_core::Layout,
+        b: &candle_core::CpuStorage,
+        bl: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (rows, three_h) = ql.shape().dims2()?;
+        let (qkv, bias) = (cpu_f32("split_heads", qkv, ql)?, cpu_f32("split_heads", b, bl)?);
+        if bias.len() != three_h || three_h % (3 * self.heads) != 0 {
+            candle_core::bail!("split_heads: shapes {:?} and {:?}", ql.shape(), bl.shape())
+        }
+        let d = three_h / 3 / self.heads;
+        let mut out = vec![0f32; rows * three_h];
+        for (row, x) in qkv.chunks_exact(three_h.max(1)).enumerate() {
+            crate::vector::split_heads_row(x, bias, self.heads, rows, row, self.scale, &mut out);
+        }
+        Ok((candle_core::CpuStorage::F32(out), candle_core::Shape::from((3, self.heads, rows, d))))
+    }
 }
 
 /// `gelu(y + bias)` for f32 on the CPU in one pass ([`crate::vector::bias_gelu`]).

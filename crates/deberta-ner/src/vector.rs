@@ -6,7 +6,9 @@
 //!   fitted for this crate (`x P(x^2) / Q(x^2)` on `[-4, 4]`, constant beyond; max error
 //!   4.5e-7 in f32 against f64 erf, 1.2e-6 on GELU, about 2 ulp): the scalar erf candle uses
 //!   does not vectorise and took a tenth of a base model's forward pass;
-//! - the int8 path's per-row range, quantisation and dequantisation ([`crate::int8`]).
+//! - the int8 path's per-row range, quantisation and dequantisation ([`crate::int8`]);
+//! - the layer's f32 tails on the CPU ([`crate::fused`]): `layer_norm(y + bias + residual)` and
+//!   the split of the query/key/value projection into heads.
 
 /// Which compiled copy runs.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -165,6 +167,64 @@ multiversion! {
     }
 }
 
+/// The sum of `x` in sixteen lanes (so that it vectorises), the lanes added in order.
+#[inline(always)]
+fn sum16(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for i in 0..16 {
+            acc[i] += f(c[i]);
+        }
+    }
+    for (i, &v) in chunks.remainder().iter().enumerate() {
+        acc[i] += f(v);
+    }
+    acc.iter().sum()
+}
+
+multiversion! {
+    /// One row of `layer_norm(y + bias + residual)` into `out`: mean, then the variance about
+    /// it (two passes, as torch computes it, not `E[x^2] - E[x]^2`), both in f32.
+    fn add_norm_row(y: &[f32], residual: &[f32], bias: &[f32], gamma: &[f32], beta: &[f32], eps: f32, out: &mut [f32]) {
+        for (((o, &y), &r), &b) in out.iter_mut().zip(y).zip(residual).zip(bias) {
+            *o = y + b + r;
+        }
+        let n = out.len() as f32;
+        let mean = sum16(out, |v| v) / n;
+        let var = sum16(out, |v| (v - mean) * (v - mean)) / n;
+        let inv = 1.0 / (var + eps).sqrt();
+        for ((o, &g), &b) in out.iter_mut().zip(gamma).zip(beta) {
+            *o = (*o - mean) * inv * g + b;
+        }
+    }
+}
+
+multiversion! {
+    /// One row of the query/key/value projection `qkv` (`3 * heads * d`) plus its bias, split
+    /// into `out[part][head][row][..]` (`out` holds `3 * heads * rows * d`), the query divided
+    /// by `scale`.
+    fn split_heads_row(qkv: &[f32], bias: &[f32], heads: usize, rows: usize, row: usize, scale: f32, out: &mut [f32]) {
+        let d = qkv.len() / 3 / heads;
+        for part in 0..3 {
+            for h in 0..heads {
+                let src = (part * heads + h) * d;
+                let dst = ((part * heads + h) * rows + row) * d;
+                let (o, x, b) = (&mut out[dst..dst + d], &qkv[src..src + d], &bias[src..src + d]);
+                if part == 0 {
+                    for ((o, &x), &b) in o.iter_mut().zip(x).zip(b) {
+                        *o = (x + b) / scale;
+                    }
+                } else {
+                    for ((o, &x), &b) in o.iter_mut().zip(x).zip(b) {
+                        *o = x + b;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +287,13 @@ mod tests {
         let mut d = [0f32; 2];
         dequantise(&[100, -20], 3, &[10, -10], 0.5, &[1.0, 2.0], &mut d);
         assert_eq!(d, [35.0, 10.0]);
+        let (y, r): (Vec<f32>, Vec<f32>) = ((0..40).map(|i| i as f32).collect(), vec![1.0; 40]);
+        let (g, b): (Vec<f32>, Vec<f32>) = (vec![2.0; 40], vec![0.5; 40]);
+        let mut out = vec![0f32; 40];
+        add_norm_row(&y, &r, &vec![-1.0; 40], &g, &b, 1e-7, &mut out);
+        let sd = ((0..40).map(|i| (i as f64 - 19.5).powi(2)).sum::<f64>() / 40.0).sqrt();
+        for (i, &o) in out.iter().enumerate() {
+            assert!((o as f64 - ((i as f64 - 19.5) / sd * 2.0 + 0.5)).abs() < 1e-5);
+        }
     }
 }
