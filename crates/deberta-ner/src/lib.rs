@@ -16,7 +16,7 @@ pub mod bundled;
 pub mod config;
 pub mod error;
 pub mod fused;
-pub mod int8;
+pub mod linear;
 pub mod model;
 pub mod model_dir;
 pub mod pickle_guard;

@@ -23,7 +23,7 @@ use crate::bmm::bmm;
 use crate::config::{Activation, Config};
 use crate::error::{Error, Result};
 use crate::fused::{add_norm, bias_act, merge_heads, split_heads, NormParams};
-use crate::int8::QuantLinear;
+use crate::linear::{PackedLinear, QuantLinear};
 use crate::Precision;
 use crate::relpos::RelPos;
 
@@ -59,57 +59,73 @@ fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     Ok(x.matmul(&w.t()?)?)
 }
 
-/// The weight of a projection inside a layer, without its bias: a tensor in the model's dtype,
-/// or (`Precision::Int8`, CPU) quantised to int8 for [`QuantLinear`].
+/// The weight of a projection inside a layer, without its bias: packed for this crate's f32
+/// kernel (f32 on a CPU with AVX-512F), quantised to int8 (`Precision::Int8`), or a tensor in
+/// the model's dtype for candle's matmul (elsewhere: GPU, f16/bf16, CPUs without AVX-512F).
 enum Proj {
     Dense(Tensor),
+    Packed(PackedLinear),
     Int8(QuantLinear),
 }
 
 impl Proj {
-    /// From `w` `[out, in]`, quantised when `int8`.
-    fn new(w: Tensor, int8: bool) -> Result<Self> {
-        if !int8 {
-            return Ok(Self::Dense(w));
+    /// From `w` `[out, in]`.
+    fn new(w: Tensor, precision: Precision) -> Result<Self> {
+        let host = |w: &Tensor| -> Result<(Vec<f32>, usize, usize)> {
+            let (n, k) = w.dims2()?;
+            Ok((w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?, n, k))
+        };
+        match precision {
+            Precision::Int8 => {
+                let (data, n, k) = host(&w)?;
+                Ok(Self::Int8(QuantLinear::new(&data, n, k)))
+            }
+            Precision::F32 if w.device().is_cpu() && crate::linear::f32::available() => {
+                let (data, n, k) = host(&w)?;
+                Ok(PackedLinear::new(&data, n, k).map_or(Self::Dense(w), Self::Packed))
+            }
+            _ => Ok(Self::Dense(w)),
         }
-        let (n, k) = w.dims2()?;
-        let data = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        Ok(Self::Int8(QuantLinear::new(&data, n, k)))
     }
 
-    /// `x @ w^T` for `x` `[rows, in]` (f32 for int8).
+    /// `x @ w^T` for `x` `[rows, in]` (f32 for the packed kinds).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Self::Dense(w) => matmul_t(x, w),
-            Self::Int8(q) => int8_forward(q, x, |x, rows| q.forward(x, rows)),
+            Self::Packed(p) => host_forward(x, p.in_features(), p.out_features(), |x, rows| p.forward(x, rows)),
+            Self::Int8(q) => host_forward(x, q.in_features(), q.out_features(), |x, rows| q.forward(x, rows)),
         }
     }
 
-    /// `act(x @ w^T + bias)`; for int8 with the exact GELU, the bias and activation are applied
-    /// to each tile of the product while it is in cache.
+    /// `act(x @ w^T + bias)`; for the packed kinds with the exact GELU, the bias and activation
+    /// are applied to each tile of the product while it is in cache.
     fn forward_act(&self, x: &Tensor, bias: &Tensor, act: Activation) -> Result<Tensor> {
         match self {
+            Self::Packed(p) if act == Activation::Gelu => {
+                let bias = bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                host_forward(x, p.in_features(), p.out_features(), |x, rows| p.forward_bias_gelu(x, rows, &bias))
+            }
             Self::Int8(q) if act == Activation::Gelu => {
                 let bias = bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-                int8_forward(q, x, |x, rows| q.forward_bias_gelu(x, rows, &bias))
+                host_forward(x, q.in_features(), q.out_features(), |x, rows| q.forward_bias_gelu(x, rows, &bias))
             }
             _ => bias_act(&self.forward(x)?, bias, act),
         }
     }
 }
 
-/// Runs `f` on the rows of `x` (a CPU tensor `[rows, q.in_features()]`, converted to f32) and
-/// wraps its `[rows, q.out_features()]` result.
-fn int8_forward(q: &QuantLinear, x: &Tensor, f: impl FnOnce(&[f32], usize) -> Vec<f32>) -> Result<Tensor> {
-    let (rows, k) = x.dims2()?;
+/// Runs `f` on the rows of `x` (a CPU tensor `[rows, k]`, converted to f32) and wraps its
+/// `[rows, n]` result.
+fn host_forward(x: &Tensor, k: usize, n: usize, f: impl FnOnce(&[f32], usize) -> Vec<f32>) -> Result<Tensor> {
+    let (rows, xk) = x.dims2()?;
     let x = x.to_dtype(DType::F32)?.contiguous()?;
     let (storage, layout) = x.storage_and_layout();
     let y = match &*storage {
-        Storage::Cpu(CpuStorage::F32(v)) if k == q.in_features() => f(&v[layout.start_offset()..][..rows * k], rows),
-        _ => return Err(Error::InvalidOption("dtype int8 runs on the CPU only".into())),
+        Storage::Cpu(CpuStorage::F32(v)) if xk == k => f(&v[layout.start_offset()..][..rows * k], rows),
+        _ => return Err(Error::InvalidOption("packed projections run on the CPU only".into())),
     };
     drop(storage);
-    Ok(Tensor::from_vec(y, (rows, q.out_features()), x.device())?)
+    Ok(Tensor::from_vec(y, (rows, n), x.device())?)
 }
 
 /// A projection's bias and the layer norm after it, for [`add_norm`].
@@ -198,7 +214,7 @@ struct BatchState {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config, rel: Option<&Tensor>, scale: f64, int8: bool) -> Result<Self> {
+    fn load(vb: VarBuilder, cfg: &Config, rel: Option<&Tensor>, scale: f64, precision: Precision) -> Result<Self> {
         let h = cfg.hidden_size;
         let att = vb.pp("attention");
         let sa = att.pp("self");
@@ -230,15 +246,15 @@ impl Layer {
         let qkv_b = Tensor::cat(&[q.bias().unwrap(), k.bias().unwrap(), v.bias().unwrap()], 0)?;
         let (ao, inter, out) = (att.pp("output"), vb.pp("intermediate").pp("dense"), vb.pp("output"));
         Ok(Self {
-            qkv_w: Proj::new(qkv_w, int8)?,
+            qkv_w: Proj::new(qkv_w, precision)?,
             qkv_b,
             pos_key,
             pos_query,
-            attn_out_w: Proj::new(get(&ao.pp("dense"), &[h, h], "weight")?, int8)?,
+            attn_out_w: Proj::new(get(&ao.pp("dense"), &[h, h], "weight")?, precision)?,
             attn_norm: norm_params(&ao.pp("dense"), &ao.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
-            intermediate_w: Proj::new(get(&inter, &[cfg.intermediate_size, h], "weight")?, int8)?,
+            intermediate_w: Proj::new(get(&inter, &[cfg.intermediate_size, h], "weight")?, precision)?,
             intermediate_b: get(&inter, &[cfg.intermediate_size], "bias")?,
-            output_w: Proj::new(get(&out.pp("dense"), &[h, cfg.intermediate_size], "weight")?, int8)?,
+            output_w: Proj::new(get(&out.pp("dense"), &[h, cfg.intermediate_size], "weight")?, precision)?,
             out_norm: norm_params(&out.pp("dense"), &out.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
         })
     }
@@ -329,7 +345,7 @@ pub struct DebertaTokenClassifier {
 impl DebertaTokenClassifier {
     /// Loads the weights under `vb` (the root of a `DebertaV2ForTokenClassification`
     /// checkpoint: `deberta.*` and `classifier.*`), read in `precision.dtype()`; with
-    /// [`Precision::Int8`] the layers' projections are then quantised ([`crate::int8`]).
+    /// [`Precision::Int8`] the layers' projections are then quantised ([`crate::linear::int8`]).
     pub fn load(vb: VarBuilder, cfg: &Config, precision: Precision) -> Result<Self> {
         let h = cfg.hidden_size;
         let device = vb.device().clone();
@@ -359,7 +375,7 @@ impl DebertaTokenClassifier {
             None
         };
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::load(encoder.pp("layer").pp(i), cfg, rel.as_ref(), scale, int8))
+            .map(|i| Layer::load(encoder.pp("layer").pp(i), cfg, rel.as_ref(), scale, precision))
             .collect::<Result<Vec<_>>>()?;
         // In f32: it reads the f32 residual stream, and the labels' argmax is the output.
         let classifier = linear(&vb.pp("classifier").set_dtype(DType::F32), h, cfg.labels.len(), true)?;

@@ -6,7 +6,7 @@
 //!   fitted for this crate (`x P(x^2) / Q(x^2)` on `[-4, 4]`, constant beyond; max error
 //!   4.5e-7 in f32 against f64 erf, 1.2e-6 on GELU, about 2 ulp): the scalar erf candle uses
 //!   does not vectorise and took a tenth of a base model's forward pass;
-//! - the int8 path's per-row range, quantisation and dequantisation ([`crate::int8`]);
+//! - the int8 path's per-row range, quantisation and dequantisation ([`crate::linear::int8`]);
 //! - the layer's f32 tails on the CPU ([`crate::fused`]): `layer_norm(y + bias + residual)` and
 //!   the split of the query/key/value projection into heads.
 

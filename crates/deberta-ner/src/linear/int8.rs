@@ -18,17 +18,8 @@
 
 use rayon::prelude::*;
 
+use super::{for_each_tile, Epilogue, OutPtr, BLOCK, MR, NV};
 use crate::vector;
-
-/// Output channels per packed block (one 512-bit vector of i32 sums).
-const BLOCK: usize = 16;
-/// Rows of one micro-kernel call.
-const MR: usize = 6;
-/// Blocks (of [`BLOCK`] channels) of one micro-kernel call.
-const NV: usize = 4;
-/// Rows of one parallel task: a slice of the quantised activations that stays in cache while
-/// it meets every weight block of its column group.
-const ROWS_PER_TASK: usize = 8 * MR;
 
 /// A linear layer's weight `[n, k]`, quantised and packed.
 pub struct QuantLinear {
@@ -53,21 +44,28 @@ impl QuantLinear {
         let mut packed = vec![0i8; blocks * BLOCK * kp];
         let mut scale = vec![0f32; blocks * BLOCK];
         let mut col_sum = vec![0i32; blocks * BLOCK];
-        for j in 0..n {
-            let row = &w[j * k..(j + 1) * k];
-            let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let s = if amax > 0.0 && amax.is_finite() { amax / 127.0 } else { 1.0 };
-            let inv = 1.0 / s;
-            let (b, c) = (j / BLOCK, j % BLOCK);
-            let mut sum = 0i32;
-            for (i, &v) in row.iter().enumerate() {
-                let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
-                packed[b * BLOCK * kp + (i / 4) * BLOCK * 4 + c * 4 + i % 4] = q;
-                sum += q as i32;
-            }
-            scale[j] = s;
-            col_sum[j] = sum;
-        }
+        // A block of 16 channels per task.
+        packed
+            .par_chunks_mut(BLOCK * kp)
+            .zip(scale.par_chunks_mut(BLOCK).zip(col_sum.par_chunks_mut(BLOCK)))
+            .enumerate()
+            .for_each(|(b, (packed, (scale, col_sum)))| {
+                for c in 0..BLOCK.min(n - b * BLOCK) {
+                    let j = b * BLOCK + c;
+                    let row = &w[j * k..(j + 1) * k];
+                    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let s = if amax > 0.0 && amax.is_finite() { amax / 127.0 } else { 1.0 };
+                    let inv = 1.0 / s;
+                    let mut sum = 0i32;
+                    for (i, &v) in row.iter().enumerate() {
+                        let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+                        packed[(i / 4) * BLOCK * 4 + c * 4 + i % 4] = q;
+                        sum += q as i32;
+                    }
+                    scale[c] = s;
+                    col_sum[c] = sum;
+                }
+            });
         Self { n, k, kp, packed, scale, col_sum }
     }
 
@@ -102,23 +100,9 @@ impl QuantLinear {
         let qx = QuantRows::new(x, rows, self.k, self.kp);
         let mut y = vec![0f32; rows * self.n];
         let out = OutPtr(y.as_mut_ptr());
-        let groups = self.n.div_ceil(BLOCK * NV);
-        let row_tasks = rows.div_ceil(ROWS_PER_TASK);
-        (0..row_tasks * groups).into_par_iter().for_each(|t| {
-            let (rt, g) = (t / groups, t % groups);
-            let r0 = rt * ROWS_PER_TASK;
-            let r1 = (r0 + ROWS_PER_TASK).min(rows);
-            let b0 = g * NV;
-            let b1 = (b0 + NV).min(self.n.div_ceil(BLOCK));
-            let out = &out;
-            let mut r = r0;
-            while r < r1 {
-                let m = MR.min(r1 - r);
-                // SAFETY: tasks write disjoint rows x channel rectangles of `y`, which outlives
-                // them; `tile` stays inside its rectangle.
-                unsafe { self.tile(&qx, r, m, b0, b1 - b0, out.0, epilogue, vnni) };
-                r += m;
-            }
+        for_each_tile(rows, self.n, |r, m, b, v| {
+            // SAFETY: tiles are disjoint rows x channel rectangles of `y`, which outlives them.
+            unsafe { self.tile(&qx, r, m, b, v, out.at(0), epilogue, vnni) }
         });
         y
     }
@@ -153,18 +137,9 @@ impl QuantLinear {
                 &self.scale[c0..c1],
                 row,
             );
-            if let Epilogue::BiasGelu(bias) = epilogue {
-                vector::bias_gelu_in_place(row, &bias[c0..c1]);
-            }
+            epilogue.apply(row, c0);
         }
     }
-}
-
-/// What a tile does to its results after dequantising them.
-#[derive(Clone, Copy)]
-enum Epilogue<'a> {
-    None,
-    BiasGelu(&'a [f32]),
 }
 
 /// Activations quantised per row.
@@ -207,11 +182,6 @@ fn quantise_row(row: &[f32], out: &mut [u8]) -> (f32, i32) {
     (s, z)
 }
 
-struct OutPtr(*mut f32);
-// SAFETY: used only to write disjoint parts of one buffer from rayon tasks (see `forward`).
-unsafe impl Sync for OutPtr {}
-unsafe impl Send for OutPtr {}
-
 /// Whether this CPU has AVX-512 VNNI (checked once).
 pub fn has_vnni() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -252,7 +222,8 @@ fn portable_tile(l: &QuantLinear, qx: &QuantRows, r: usize, m: usize, b: usize, 
 mod vnni {
     use std::arch::x86_64::*;
 
-    use super::{QuantLinear, QuantRows, BLOCK, MR, NV};
+    use super::{QuantLinear, QuantRows};
+    use crate::linear::{BLOCK, MR, NV};
 
     /// Dispatches to the micro-kernel for `m` rows and `v` blocks.
     ///

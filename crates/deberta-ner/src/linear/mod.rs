@@ -1,0 +1,86 @@
+//! The encoder layers' projections on the CPU, with weights packed once at load for this
+//! crate's own micro-kernels:
+//!
+//! - [`f32`]: `PackedLinear`, f32 with AVX-512 FMA (where the CPU has AVX-512F; elsewhere the
+//!   layers keep candle's matmul);
+//! - [`int8`]: `QuantLinear`, int8 weights and inputs with exact i32 sums (AVX-512 VNNI, or a
+//!   portable kernel).
+//!
+//! Both pack a weight `[n, k]` in blocks of 16 output channels (one 512-bit vector) and compute
+//! a tile of up to [`MR`] rows by [`NV`] blocks with the sums in registers; tiles run side by side
+//! on the caller's rayon pool, and an [`Epilogue`] (bias + GELU) runs on each tile while it is in
+//! cache. Each output is one sum over `k` in a fixed order, whatever the number of rows or how
+//! they were batched, so a note's results do not depend on its batch.
+
+pub mod f32;
+pub mod int8;
+
+pub use self::f32::PackedLinear;
+pub use self::int8::QuantLinear;
+
+use rayon::prelude::*;
+
+/// Output channels per packed block (one 512-bit vector of f32 or i32).
+const BLOCK: usize = 16;
+/// Rows of one micro-kernel call.
+const MR: usize = 6;
+/// Blocks (of [`BLOCK`] channels) of one micro-kernel call.
+const NV: usize = 4;
+/// Rows of one parallel task: a slice of the inputs that stays in cache while it meets every
+/// weight block of its column group.
+const ROWS_PER_TASK: usize = 8 * MR;
+
+/// What a tile does to its results once they are in the output.
+#[derive(Clone, Copy)]
+enum Epilogue<'a> {
+    None,
+    /// `gelu(y + bias)`, the exact GELU of [`crate::vector::gelu`].
+    BiasGelu(&'a [f32]),
+}
+
+impl Epilogue<'_> {
+    /// Applies to `row`, the outputs from channel `c0` on.
+    fn apply(self, row: &mut [f32], c0: usize) {
+        if let Epilogue::BiasGelu(bias) = self {
+            crate::vector::bias_gelu_in_place(row, &bias[c0..c0 + row.len()]);
+        }
+    }
+}
+
+/// The output buffer, written by tiles from rayon tasks.
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint rectangles of one buffer that outlives them (see
+// `for_each_tile`).
+unsafe impl Sync for OutPtr {}
+unsafe impl Send for OutPtr {}
+
+impl OutPtr {
+    /// The output from element `offset` on.
+    ///
+    /// # Safety
+    /// `offset` is inside the buffer.
+    unsafe fn at(&self, offset: usize) -> *mut f32 {
+        self.0.add(offset)
+    }
+}
+
+/// Calls `tile(r, m, b, v)` for every tile of `rows` rows and `ceil(n / 16)` blocks: rows
+/// `r..r + m` (`m <= MR`) and blocks `b..b + v` (`v <= NV`). Tiles cover each (row, block)
+/// once and run side by side: tasks of [`ROWS_PER_TASK`] rows by one column group.
+fn for_each_tile(rows: usize, n: usize, tile: impl Fn(usize, usize, usize, usize) + Sync) {
+    let blocks = n.div_ceil(BLOCK);
+    let groups = blocks.div_ceil(NV);
+    let row_tasks = rows.div_ceil(ROWS_PER_TASK);
+    (0..row_tasks * groups).into_par_iter().for_each(|t| {
+        let (rt, g) = (t / groups, t % groups);
+        let (r0, b0) = (rt * ROWS_PER_TASK, g * NV);
+        let r1 = (r0 + ROWS_PER_TASK).min(rows);
+        let v = NV.min(blocks - b0);
+        let mut r = r0;
+        while r < r1 {
+            let m = MR.min(r1 - r);
+            tile(r, m, b0, v);
+            r += m;
+        }
+    });
+}
