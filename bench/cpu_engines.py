@@ -131,6 +131,8 @@ def main():
     warnings.filterwarnings("ignore")
     import logging
     logging.getLogger().setLevel(logging.ERROR)
+    # The pipeline names every model class it has no mapping for (the ONNX Runtime module).
+    logging.getLogger("transformers.pipelines.base").setLevel(logging.CRITICAL)
     torch.set_num_threads(a.threads)
     engines = a.engines.split(",")
     model_dir = os.path.join(a.dir, "model")

@@ -10,7 +10,9 @@
 //! The product `u8 x i8` summed four at a time into i32 is what AVX-512 VNNI's `vpdpbusd` does
 //! (without saturation), so the weights are packed for it at load: blocks of 16 output channels,
 //! and in each block, for every 4 consecutive inputs, the 16 channels' 4 weights (64 bytes, one
-//! vector). On CPUs without VNNI a portable kernel reads the same layout; both give identical
+//! vector). On CPUs without VNNI an AVX2 kernel widens the same layout to i16 for `vpmaddwd`
+//! (on a base model about as fast as f32 on such a CPU, where VNNI is 2.5-3x), and elsewhere a
+//! portable kernel reads it (many times slower than f32: use f32 there). All give identical
 //! sums, so results do not depend on the CPU.
 //!
 //! Results do not depend on how rows were batched either: every row is quantised and
@@ -84,25 +86,25 @@ impl QuantLinear {
 
     /// `x @ w^T` for `x` row-major `[rows, k]`: row-major `[rows, n]` f32.
     pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        self.forward_on(x, rows, Epilogue::None, has_vnni())
+        self.forward_on(x, rows, Epilogue::None, Kernel::best())
     }
 
     /// `gelu(x @ w^T + bias)` (the exact GELU of [`crate::vector::gelu`]), applied to each
     /// tile while it is in cache.
     pub fn forward_bias_gelu(&self, x: &[f32], rows: usize, bias: &[f32]) -> Vec<f32> {
         assert_eq!(bias.len(), self.n, "bias size");
-        self.forward_on(x, rows, Epilogue::BiasGelu(bias), has_vnni())
+        self.forward_on(x, rows, Epilogue::BiasGelu(bias), Kernel::best())
     }
 
-    /// [`Self::forward`] with an epilogue, on the VNNI kernel or the portable one.
-    fn forward_on(&self, x: &[f32], rows: usize, epilogue: Epilogue, vnni: bool) -> Vec<f32> {
+    /// [`Self::forward`] with an epilogue, on `kernel`.
+    fn forward_on(&self, x: &[f32], rows: usize, epilogue: Epilogue, kernel: Kernel) -> Vec<f32> {
         assert_eq!(x.len(), rows * self.k, "input size");
         let qx = QuantRows::new(x, rows, self.k, self.kp);
         let mut y = vec![0f32; rows * self.n];
         let out = OutPtr(y.as_mut_ptr());
         for_each_tile(rows, self.n, |r, m, b, v| {
             // SAFETY: tiles are disjoint rows x channel rectangles of `y`, which outlives them.
-            unsafe { self.tile(&qx, r, m, b, v, out.at(0), epilogue, vnni) }
+            unsafe { self.tile(&qx, r, m, b, v, out.at(0), epilogue, kernel) }
         });
         y
     }
@@ -112,18 +114,14 @@ impl QuantLinear {
     /// # Safety
     /// `y` points to `rows * n` f32 that nothing else writes in this rectangle meanwhile.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(&self, qx: &QuantRows, r: usize, m: usize, b: usize, v: usize, y: *mut f32, epilogue: Epilogue, vnni: bool) {
+    unsafe fn tile(&self, qx: &QuantRows, r: usize, m: usize, b: usize, v: usize, y: *mut f32, epilogue: Epilogue, kernel: Kernel) {
         let mut acc = [[0i32; BLOCK * NV]; MR];
-        #[cfg(target_arch = "x86_64")]
-        if vnni {
-            vnni::tile(self, qx, r, m, b, v, &mut acc);
-        } else {
-            portable_tile(self, qx, r, m, b, v, &mut acc);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = vnni;
-            portable_tile(self, qx, r, m, b, v, &mut acc);
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni => vnni::tile(self, qx, r, m, b, v, &mut acc),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => avx2::tile(self, qx, r, m, b, v, &mut acc),
+            _ => portable_tile(self, qx, r, m, b, v, &mut acc),
         }
         let c0 = b * BLOCK;
         let c1 = ((b + v) * BLOCK).min(self.n);
@@ -182,19 +180,44 @@ fn quantise_row(row: &[f32], out: &mut [u8]) -> (f32, i32) {
     (s, z)
 }
 
-/// Whether this CPU has AVX-512 VNNI (checked once).
-pub fn has_vnni() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *VNNI.get_or_init(|| {
-            std::env::var_os("DEBERTA_NER_NO_VNNI").is_none()
-                && is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512vnni")
+/// Which micro-kernel computes the sums; all give the same (exact) ones.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kernel {
+    /// AVX-512 VNNI: `vpdpbusd`, 64 products per instruction.
+    Vnni,
+    /// AVX2: inputs and weights widened to i16, `vpmaddwd` (16 products per instruction).
+    Avx2,
+    /// Plain Rust (what the compiler makes of it; slow: use f32 on such CPUs).
+    Portable,
+}
+
+impl Kernel {
+    /// The fastest this CPU has (checked once). `DEBERTA_NER_INT8_KERNEL=avx2|portable` asks
+    /// for a slower one, to compare.
+    pub fn best() -> Kernel {
+        static BEST: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            let asked = std::env::var("DEBERTA_NER_INT8_KERNEL").unwrap_or_default();
+            #[cfg(target_arch = "x86_64")]
+            {
+                let vnni = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni");
+                let avx2 = is_x86_feature_detected!("avx2");
+                match asked.as_str() {
+                    "portable" => return Kernel::Portable,
+                    "avx2" if avx2 => return Kernel::Avx2,
+                    _ => {}
+                }
+                if vnni {
+                    return Kernel::Vnni;
+                }
+                if avx2 {
+                    return Kernel::Avx2;
+                }
+            }
+            let _ = asked;
+            Kernel::Portable
         })
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
 }
 
 /// The same sums as the VNNI kernel, in plain Rust.
@@ -276,6 +299,65 @@ mod vnni {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{QuantLinear, QuantRows};
+    use crate::linear::{BLOCK, MR, NV};
+
+    /// Rows `r..r + m`, blocks `b..b + v`, two rows at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `r + m` rows exist in `qx`, blocks `b + v` in `l`.
+    pub(super) unsafe fn tile(l: &QuantLinear, qx: &QuantRows, r: usize, m: usize, b: usize, v: usize, acc: &mut [[i32; BLOCK * NV]; MR]) {
+        for bv in 0..v {
+            let mut i = 0;
+            while i < m {
+                if m - i >= 2 {
+                    kernel::<2>(l, qx, r + i, b + bv, bv, i, acc);
+                    i += 2;
+                } else {
+                    kernel::<1>(l, qx, r + i, b + bv, bv, i, acc);
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// `M` rows from `r` times block `b`, into `out[i0..i0 + M][bv * 16..]`.
+    ///
+    /// Each 64-byte group of the packed block (16 channels x 4 inputs) is widened to i16 in four
+    /// vectors of 4 channels; `vpmaddwd` against the row's 4 inputs (widened, repeated) gives,
+    /// per channel, the sums of inputs 0-1 and 2-3, added at the end.
+    #[target_feature(enable = "avx2")]
+    unsafe fn kernel<const M: usize>(l: &QuantLinear, qx: &QuantRows, r: usize, b: usize, bv: usize, i0: usize, out: &mut [[i32; BLOCK * NV]; MR]) {
+        let kp = l.kp;
+        let mut acc = [[_mm256_setzero_si256(); 4]; M];
+        let w = l.packed.as_ptr().add(b * BLOCK * kp);
+        for k4 in 0..kp / 4 {
+            let g = w.add(k4 * BLOCK * 4);
+            let wv = [0, 1, 2, 3].map(|q| _mm256_cvtepi8_epi16(_mm_loadu_si128(g.add(16 * q).cast())));
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let a4 = qx.q.as_ptr().add((r + i) * qx.kp + k4 * 4).cast::<i32>().read_unaligned();
+                let av = _mm256_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128(a4)));
+                for (acc, wv) in acc.iter_mut().zip(&wv) {
+                    *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(*wv, av));
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            let mut pairs = [0i32; 32];
+            for (q, acc) in acc.iter().enumerate() {
+                _mm256_storeu_si256(pairs.as_mut_ptr().add(8 * q).cast(), *acc);
+            }
+            for c in 0..BLOCK {
+                out[i0 + i][bv * BLOCK + c] = pairs[2 * c] + pairs[2 * c + 1];
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,7 +397,11 @@ mod tests {
         let x: Vec<f32> = (0..rows * k).map(|_| lcg(&mut seed) * 3.0 + 0.5).collect();
         let l = QuantLinear::new(&w, n, k);
         let y = l.forward(&x, rows);
-        assert_eq!(y, l.forward_on(&x, rows, Epilogue::None, false), "the portable kernel gives the same sums");
+        assert_eq!(y, l.forward_on(&x, rows, Epilogue::None, Kernel::Portable), "the portable kernel gives the same sums");
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            assert_eq!(y, l.forward_on(&x, rows, Epilogue::None, Kernel::Avx2), "the AVX2 kernel gives the same sums");
+        }
         let bias: Vec<f32> = (0..n).map(|j| j as f32 / n as f32 - 0.5).collect();
         let fused = l.forward_bias_gelu(&x, rows, &bias);
         for (i, (&f, &y)) in fused.iter().zip(&y).enumerate() {
