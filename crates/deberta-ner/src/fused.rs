@@ -63,9 +63,28 @@ pub fn add_norm(y: &Tensor, residual: &Tensor, p: &NormParams) -> Result<Tensor>
     Ok(candle_nn::ops::layer_norm(&s, &p.gamma, &p.beta, p.eps as f32)?)
 }
 
+/// Where the rows of an unpadded batch go in the padded one: `padded` rows in all, row `t` of
+/// the unpadded tensor at `rows[t]` (the others are padding).
+#[derive(Debug, Clone, Copy)]
+pub struct RowMap<'a> {
+    pub padded: usize,
+    pub rows: &'a [u32],
+}
+
 /// Query, key and value `[heads, rows, d]` from the projection `qkv` `[rows, 3 * heads * d]`
-/// (without its bias) and the bias `[3 * heads * d]`; the query divided by `scale`.
-pub fn split_heads(qkv: &Tensor, bias: &Tensor, heads: usize, scale: f64) -> Result<(Tensor, Tensor, Tensor)> {
+/// (without its bias) and the bias `[3 * heads * d]`; the query divided by `scale`. With `map`,
+/// `qkv` holds only the real rows and the result is laid out in the padded rows, padding zero.
+pub fn split_heads(qkv: &Tensor, bias: &Tensor, heads: usize, scale: f64, map: Option<RowMap>) -> Result<(Tensor, Tensor, Tensor)> {
+    if let Some(map) = map {
+        if qkv.device().is_cpu() && qkv.dtype() == DType::F32 && bias.dtype() == DType::F32 {
+            let op = CpuSplitHeads { heads, scale: scale as f32, map: Some((map.padded, map.rows.to_vec())) };
+            let parts = qkv.apply_op2_no_bwd(bias, &op)?;
+            return Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?));
+        }
+        let index = Tensor::from_slice(map.rows, map.rows.len(), qkv.device())?;
+        let padded = Tensor::zeros((map.padded, qkv.dim(1)?), qkv.dtype(), qkv.device())?.index_add(&index, qkv, 0)?;
+        return split_heads(&padded, bias, heads, scale, None);
+    }
     let (rows, three_h) = qkv.dims2()?;
     let d = three_h / 3 / heads;
     #[cfg(feature = "cuda")]
@@ -74,7 +93,7 @@ pub fn split_heads(qkv: &Tensor, bias: &Tensor, heads: usize, scale: f64) -> Res
         return Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?));
     }
     if qkv.device().is_cpu() && qkv.dtype() == DType::F32 && bias.dtype() == DType::F32 {
-        let parts = qkv.apply_op2_no_bwd(bias, &CpuSplitHeads { heads, scale: scale as f32 })?;
+        let parts = qkv.apply_op2_no_bwd(bias, &CpuSplitHeads { heads, scale: scale as f32, map: None })?;
         return Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?));
     }
     let parts = qkv.broadcast_add(bias)?.reshape((rows, 3, heads, d))?.permute((1, 2, 0, 3))?.contiguous()?;
@@ -150,10 +169,12 @@ impl candle_core::CustomOp2 for CpuAddNorm<'_> {
 }
 
 /// [`split_heads`] for f32 on the CPU: `[3, heads, rows, d]` in one pass
-/// ([`crate::vector::split_heads_row`]).
+/// ([`crate::vector::split_heads_row`]); with `map` (padded rows, the padded row of each input
+/// row), the input rows are written to their padded rows and the padding is zero.
 struct CpuSplitHeads {
     heads: usize,
     scale: f32,
+    map: Option<(usize, Vec<u32>)>,
 }
 
 impl candle_core::CustomOp2 for CpuSplitHeads {
@@ -173,12 +194,18 @@ impl candle_core::CustomOp2 for CpuSplitHeads {
         if bias.len() != three_h || three_h % (3 * self.heads) != 0 {
             candle_core::bail!("split_heads: shapes {:?} and {:?}", ql.shape(), bl.shape())
         }
+        let out_rows = match &self.map {
+            Some((padded, map)) if map.len() == rows && map.iter().all(|&r| (r as usize) < *padded) => *padded,
+            Some(_) => candle_core::bail!("split_heads: a row map that does not fit {rows} rows"),
+            None => rows,
+        };
         let d = three_h / 3 / self.heads;
-        let mut out = vec![0f32; rows * three_h];
+        let mut out = vec![0f32; out_rows * three_h];
         for (row, x) in qkv.chunks_exact(three_h.max(1)).enumerate() {
-            crate::vector::split_heads_row(x, bias, self.heads, rows, row, self.scale, &mut out);
+            let to = self.map.as_ref().map_or(row, |(_, map)| map[row] as usize);
+            crate::vector::split_heads_row(x, bias, self.heads, out_rows, to, self.scale, &mut out);
         }
-        Ok((candle_core::CpuStorage::F32(out), candle_core::Shape::from((3, self.heads, rows, d))))
+        Ok((candle_core::CpuStorage::F32(out), candle_core::Shape::from((3, self.heads, out_rows, d))))
     }
 }
 
@@ -481,8 +508,8 @@ mod tests {
         let (heads, scale) = (4, 3.5);
         let qkv = t(&[rows, 3 * n]).to_dtype(dtype).unwrap();
         let qkv_bias = t(&[3 * n]).to_dtype(dtype).unwrap();
-        let want = split_heads(&qkv, &qkv_bias, heads, scale).unwrap();
-        let got = split_heads(&on(&qkv), &on(&qkv_bias), heads, scale).unwrap();
+        let want = split_heads(&qkv, &qkv_bias, heads, scale, None).unwrap();
+        let got = split_heads(&on(&qkv), &on(&qkv_bias), heads, scale, None).unwrap();
         for (w, g) in [(&want.0, &got.0), (&want.1, &got.1), (&want.2, &got.2)] {
             assert_eq!(w.dims(), g.dims());
             let diff = max_diff(&g.to_device(&cpu).unwrap(), w);

@@ -22,7 +22,7 @@ use crate::attention::{disentangled_softmax, AttentionPlan};
 use crate::bmm::bmm;
 use crate::config::{Activation, Config};
 use crate::error::{Error, Result};
-use crate::fused::{add_norm, bias_act, merge_heads, split_heads, NormParams};
+use crate::fused::{add_norm, bias_act, merge_heads, split_heads, NormParams, RowMap};
 use crate::linear::{PackedLinear, QuantLinear};
 use crate::Precision;
 use crate::relpos::RelPos;
@@ -211,6 +211,16 @@ struct BatchState {
     first_row: usize,
     /// `sqrt(head_size * scale_factor)`.
     scale: f64,
+    /// Where the batch has padding and runs on the CPU in f32: the residual stream holds only
+    /// the real rows, so the projections and the feed-forward (nine tenths of the work) skip the
+    /// padding; only the attention runs on the padded layout.
+    unpad: Option<Unpad>,
+}
+
+/// The real rows of a padded batch: `rows[t]` is the padded row of real row `t`.
+struct Unpad {
+    rows: Vec<u32>,
+    index: Tensor,
 }
 
 impl Layer {
@@ -259,7 +269,8 @@ impl Layer {
         })
     }
 
-    /// One layer on the f32 residual stream `x` `[batch * len, hidden]`; returns the next one.
+    /// One layer on the f32 residual stream `x` `[batch * len, hidden]` (or only its real rows,
+    /// with [`BatchState::unpad`]); returns the next one.
     fn forward(&self, x: &Tensor, st: &BatchState, cfg: &Config, dtype: DType, mark: &mut Marker) -> Result<Tensor> {
         let (b, l) = (st.plan.batch, st.plan.len);
         let (heads, d) = (cfg.num_attention_heads, cfg.head_size);
@@ -267,7 +278,8 @@ impl Layer {
         let qkv = self.qkv_w.forward(&xt)?; // [b*l, 3*hidden], without the bias
         mark(Stage::Qkv)?;
         // Each [heads, b*l, d], contiguous per head; the query scaled.
-        let (q, k, v) = split_heads(&qkv, &self.qkv_b, heads, st.scale)?;
+        let map = st.unpad.as_ref().map(|u| RowMap { padded: b * l, rows: &u.rows });
+        let (q, k, v) = split_heads(&qkv, &self.qkv_b, heads, st.scale, map)?;
         mark(Stage::Split)?;
         let per_seq = |t: &Tensor| t.reshape((heads * b, l, d));
         let qk = bmm(&per_seq(&q)?, &per_seq(&k)?.t()?)?.reshape((heads, b, l, l))?;
@@ -284,6 +296,10 @@ impl Layer {
         mark(Stage::Softmax)?;
         let ctx = bmm(&probs.reshape((heads * b, l, l))?, &per_seq(&v)?)?; // [heads*b, l, d]
         let ctx = merge_heads(&ctx.reshape((heads, b * l, d))?)?; // [b*l, hidden]
+        let ctx = match &st.unpad {
+            Some(u) => ctx.index_select(&u.index, 0)?,
+            None => ctx,
+        };
         mark(Stage::Context)?;
         let x = add_norm(&self.attn_out_w.forward(&ctx)?, x, &self.attn_norm)?;
         mark(Stage::AttentionOutput)?;
@@ -479,8 +495,21 @@ impl DebertaTokenClassifier {
             ),
             first_row,
             scale: self.scale,
+            unpad: None,
+        };
+        let real: usize = seqs.iter().map(|s| s.len()).sum();
+        let st = if real < b * len && self.device.is_cpu() && self.dtype == DType::F32 {
+            let rows: Vec<u32> =
+                seqs.iter().enumerate().flat_map(|(i, s)| (0..s.len()).map(move |p| (i * len + p) as u32)).collect();
+            let index = Tensor::from_slice(&rows, rows.len(), &self.device)?;
+            BatchState { unpad: Some(Unpad { rows, index }), ..st }
+        } else {
+            st
         };
         let mut x = self.embeddings.forward(&ids)?;
+        if let Some(u) = &st.unpad {
+            x = x.index_select(&u.index, 0)?;
+        }
         mark(Stage::Embeddings)?;
         for layer in &self.layers {
             mark(Stage::LayerStart)?;
@@ -490,10 +519,21 @@ impl DebertaTokenClassifier {
         let n_labels = logits.dim(D::Minus1)?;
         let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
         mark(Stage::Classifier)?;
-        Ok(seqs
+        // Each sequence's first row: in the padded layout, or in the real rows.
+        let mut next = 0;
+        let first: Vec<usize> = seqs
             .iter()
             .enumerate()
-            .map(|(i, s)| flat[i * len * n_labels..(i * len + s.len()) * n_labels].to_vec())
+            .map(|(i, s)| {
+                let at = if st.unpad.is_some() { next } else { i * len };
+                next += s.len();
+                at
+            })
+            .collect();
+        Ok(seqs
+            .iter()
+            .zip(first)
+            .map(|(s, at)| flat[at * n_labels..(at + s.len()) * n_labels].to_vec())
             .collect())
     }
 }
