@@ -110,24 +110,7 @@ mod avx512 {
     /// # Safety
     /// The CPU has AVX-512F; rows `r..r + m` of `x` and blocks `b..b + v` of `l` exist.
     pub(super) unsafe fn tile(l: &PackedLinear, x: &[f32], r: usize, m: usize, b: usize, v: usize, acc: &mut [[f32; BLOCK * NV]; MR]) {
-        macro_rules! go {
-            ($m:literal) => {
-                match v {
-                    1 => kernel::<$m, 1>(l, x, r, b, acc),
-                    2 => kernel::<$m, 2>(l, x, r, b, acc),
-                    3 => kernel::<$m, 3>(l, x, r, b, acc),
-                    _ => kernel::<$m, 4>(l, x, r, b, acc),
-                }
-            };
-        }
-        match m {
-            1 => go!(1),
-            2 => go!(2),
-            3 => go!(3),
-            4 => go!(4),
-            5 => go!(5),
-            _ => go!(6),
-        }
+        tile_shape!(kernel, m, v, (l, x, r, b, acc))
     }
 
     #[target_feature(enable = "avx512f")]

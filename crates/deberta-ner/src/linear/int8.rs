@@ -253,24 +253,7 @@ mod vnni {
     /// # Safety
     /// The CPU has AVX-512F and AVX-512 VNNI; `r + m` rows exist in `qx`, blocks `b + v` in `l`.
     pub(super) unsafe fn tile(l: &QuantLinear, qx: &QuantRows, r: usize, m: usize, b: usize, v: usize, acc: &mut [[i32; BLOCK * NV]; MR]) {
-        macro_rules! go {
-            ($m:literal) => {
-                match v {
-                    1 => kernel::<$m, 1>(l, qx, r, b, acc),
-                    2 => kernel::<$m, 2>(l, qx, r, b, acc),
-                    3 => kernel::<$m, 3>(l, qx, r, b, acc),
-                    _ => kernel::<$m, 4>(l, qx, r, b, acc),
-                }
-            };
-        }
-        match m {
-            1 => go!(1),
-            2 => go!(2),
-            3 => go!(3),
-            4 => go!(4),
-            5 => go!(5),
-            _ => go!(6),
-        }
+        tile_shape!(kernel, m, v, (l, qx, r, b, acc))
     }
 
     #[target_feature(enable = "avx512f,avx512vnni")]

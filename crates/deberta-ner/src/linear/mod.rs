@@ -12,6 +12,29 @@
 //! cache. Each output is one sum over `k` in a fixed order, whatever the number of rows or how
 //! they were batched, so a note's results do not depend on its batch.
 
+/// Calls `$kernel::<M, V>(args)` for a tile of `$m` rows (1 to [`MR`]) and `$v` blocks (1 to
+/// [`NV`]): each shape is its own compiled micro-kernel, with its sums in registers.
+macro_rules! tile_shape {
+    ($kernel:ident, $m:expr, $v:expr, ($($arg:expr),*)) => {
+        match $m {
+            1 => tile_shape!(@v $kernel, 1, $v, ($($arg),*)),
+            2 => tile_shape!(@v $kernel, 2, $v, ($($arg),*)),
+            3 => tile_shape!(@v $kernel, 3, $v, ($($arg),*)),
+            4 => tile_shape!(@v $kernel, 4, $v, ($($arg),*)),
+            5 => tile_shape!(@v $kernel, 5, $v, ($($arg),*)),
+            _ => tile_shape!(@v $kernel, 6, $v, ($($arg),*)),
+        }
+    };
+    (@v $kernel:ident, $m:literal, $v:expr, ($($arg:expr),*)) => {
+        match $v {
+            1 => $kernel::<$m, 1>($($arg),*),
+            2 => $kernel::<$m, 2>($($arg),*),
+            3 => $kernel::<$m, 3>($($arg),*),
+            _ => $kernel::<$m, 4>($($arg),*),
+        }
+    };
+}
+
 pub mod f32;
 pub mod int8;
 
