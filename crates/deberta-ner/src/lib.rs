@@ -74,6 +74,16 @@ impl Precision {
         }
     }
 
+    /// The dtype weights are read in on `device`: f32 for int8, and for bf16 on a CPU with
+    /// AVX-512 BF16 (its projections are then rounded to bf16 and run on
+    /// [`linear::Bf16Linear`], everything else in f32).
+    pub fn load_dtype(self, device: &Device) -> DType {
+        match self {
+            Precision::BF16 if device.is_cpu() && linear::bf16::available() => DType::F32,
+            _ => self.dtype(),
+        }
+    }
+
     /// The dtype weights are read in.
     pub fn dtype(self) -> DType {
         match self {

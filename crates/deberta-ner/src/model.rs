@@ -23,7 +23,7 @@ use crate::bmm::bmm;
 use crate::config::{Activation, Config};
 use crate::error::{Error, Result};
 use crate::fused::{add_norm, bias_act, merge_heads, split_heads, NormParams, RowMap};
-use crate::linear::{PackedLinear, QuantLinear};
+use crate::linear::{Bf16Linear, PackedLinear, QuantLinear};
 use crate::Precision;
 use crate::relpos::RelPos;
 
@@ -65,6 +65,7 @@ fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 enum Proj {
     Dense(Tensor),
     Packed(PackedLinear),
+    Bf16(Bf16Linear),
     Int8(QuantLinear),
 }
 
@@ -84,6 +85,11 @@ impl Proj {
                 let (data, n, k) = host(&w)?;
                 Ok(PackedLinear::new(&data, n, k).map_or(Self::Dense(w), Self::Packed))
             }
+            // Read in f32 (`Precision::load_dtype`) and rounded to bf16 here.
+            Precision::BF16 if w.device().is_cpu() && w.dtype() == DType::F32 && crate::linear::bf16::available() => {
+                let (data, n, k) = host(&w)?;
+                Ok(Bf16Linear::new(&data, n, k).map_or(Self::Dense(w), Self::Bf16))
+            }
             _ => Ok(Self::Dense(w)),
         }
     }
@@ -93,6 +99,7 @@ impl Proj {
         match self {
             Self::Dense(w) => matmul_t(x, w),
             Self::Packed(p) => host_forward(x, p.in_features(), p.out_features(), |x, rows| p.forward(x, rows)),
+            Self::Bf16(p) => host_forward(x, p.in_features(), p.out_features(), |x, rows| p.forward(x, rows)),
             Self::Int8(q) => host_forward(x, q.in_features(), q.out_features(), |x, rows| q.forward(x, rows)),
         }
     }
@@ -102,6 +109,10 @@ impl Proj {
     fn forward_act(&self, x: &Tensor, bias: &Tensor, act: Activation) -> Result<Tensor> {
         match self {
             Self::Packed(p) if act == Activation::Gelu => {
+                let bias = bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                host_forward(x, p.in_features(), p.out_features(), |x, rows| p.forward_bias_gelu(x, rows, &bias))
+            }
+            Self::Bf16(p) if act == Activation::Gelu => {
                 let bias = bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
                 host_forward(x, p.in_features(), p.out_features(), |x, rows| p.forward_bias_gelu(x, rows, &bias))
             }

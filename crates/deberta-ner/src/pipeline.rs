@@ -97,7 +97,7 @@ impl Pipeline {
         let cfg = Config::from_file(&files.config)?;
         let tokenizer = Tokenizer::from_file(&files.tokenizer)
             .map_err(|e| Error::BadFile { path: files.tokenizer.clone(), reason: e.to_string() })?;
-        let vb = files.var_builder(precision.dtype(), device)?;
+        let vb = files.var_builder(precision.load_dtype(device), device)?;
         Self::from_parts(cfg, tokenizer, vb, files.dir.display().to_string(), precision, t0)
     }
 
@@ -115,7 +115,7 @@ impl Pipeline {
         let cfg = Config::from_json(config)?;
         let tokenizer = Tokenizer::from_bytes(tokenizer)
             .map_err(|e| Error::BadFile { path: format!("{origin}/tokenizer.json").into(), reason: e.to_string() })?;
-        let vb = VarBuilder::from_slice_safetensors(safetensors, precision.dtype(), device)
+        let vb = VarBuilder::from_slice_safetensors(safetensors, precision.load_dtype(device), device)
             .map_err(|e| Error::BadFile { path: format!("{origin}/model.safetensors").into(), reason: e.to_string() })?;
         Self::from_parts(cfg, tokenizer, vb, origin.to_string(), precision, t0)
     }

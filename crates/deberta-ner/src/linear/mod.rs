@@ -35,9 +35,11 @@ macro_rules! tile_shape {
     };
 }
 
+pub mod bf16;
 pub mod f32;
 pub mod int8;
 
+pub use self::bf16::Bf16Linear;
 pub use self::f32::PackedLinear;
 pub use self::int8::QuantLinear;
 
