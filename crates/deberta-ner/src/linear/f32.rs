@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::{for_each_tile, Epilogue, OutPtr, BLOCK, MR, NV};
+use super::{f32_tiles, Epilogue, BLOCK};
 
 /// A linear layer's weight `[n, k]`, packed for the AVX-512 kernel.
 pub struct PackedLinear {
@@ -61,26 +61,14 @@ impl PackedLinear {
 
     fn forward_with(&self, x: &[f32], rows: usize, epilogue: Epilogue) -> Vec<f32> {
         assert_eq!(x.len(), rows * self.k, "input size");
-        let mut y = vec![0f32; rows * self.n];
-        let out = OutPtr(y.as_mut_ptr());
-        for_each_tile(rows, self.n, |r, m, b, v| {
-            let mut acc = [[0f32; BLOCK * NV]; MR];
+        f32_tiles(rows, self.n, epilogue, |r, m, b, v, acc| {
             // SAFETY: the CPU has AVX-512F (checked in `new`); rows `r..r + m` of `x` and blocks
             // `b..b + v` of the weight exist (`for_each_tile`).
             #[cfg(target_arch = "x86_64")]
             unsafe {
-                avx512::tile(self, x, r, m, b, v, &mut acc)
+                avx512::tile(self, x, r, m, b, v, acc)
             };
-            let (c0, c1) = (b * BLOCK, ((b + v) * BLOCK).min(self.n));
-            for (i, acc) in acc.iter().enumerate().take(m) {
-                // SAFETY: tiles are disjoint rows x channel rectangles of `y`, which outlives
-                // them.
-                let row = unsafe { std::slice::from_raw_parts_mut(out.at((r + i) * self.n + c0), c1 - c0) };
-                row.copy_from_slice(&acc[..c1 - c0]);
-                epilogue.apply(row, c0);
-            }
-        });
-        y
+        })
     }
 }
 

@@ -89,6 +89,30 @@ impl OutPtr {
     }
 }
 
+/// A `[rows, n]` product whose sums are f32: calls `sums(r, m, b, v, acc)` for every tile (see
+/// [`for_each_tile`]), writes the tile's rows to the output and applies `epilogue` to them.
+fn f32_tiles(
+    rows: usize,
+    n: usize,
+    epilogue: Epilogue,
+    sums: impl Fn(usize, usize, usize, usize, &mut [[f32; BLOCK * NV]; MR]) + Sync,
+) -> Vec<f32> {
+    let mut y = vec![0f32; rows * n];
+    let out = OutPtr(y.as_mut_ptr());
+    for_each_tile(rows, n, |r, m, b, v| {
+        let mut acc = [[0f32; BLOCK * NV]; MR];
+        sums(r, m, b, v, &mut acc);
+        let (c0, c1) = (b * BLOCK, ((b + v) * BLOCK).min(n));
+        for (i, acc) in acc.iter().enumerate().take(m) {
+            // SAFETY: tiles are disjoint rows x channel rectangles of `y`, which outlives them.
+            let row = unsafe { std::slice::from_raw_parts_mut(out.at((r + i) * n + c0), c1 - c0) };
+            row.copy_from_slice(&acc[..c1 - c0]);
+            epilogue.apply(row, c0);
+        }
+    });
+    y
+}
+
 /// Calls `tile(r, m, b, v)` for every tile of `rows` rows and `ceil(n / 16)` blocks: rows
 /// `r..r + m` (`m <= MR`) and blocks `b..b + v` (`v <= NV`). Tiles cover each (row, block)
 /// once and run side by side: tasks of [`ROWS_PER_TASK`] rows by one column group.
