@@ -237,13 +237,13 @@ pub fn model(function: &'static str) -> Arc<Loaded> {
         }
     }
     let (device, device_name) = device_for(key.device, key.dtype).unwrap_or_else(|f| f.raise(true, function));
-    let dtype = precision_for(key.dtype);
+    let precision = precision_for(key.dtype);
     // Drop the old model before loading the new one, so two never share memory.
     *MODEL.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let source = access::resolve(&key.model, function);
     let pipeline = run_with(
         function,
-        |_| load_pipeline(source.folder.as_deref(), dtype, &device),
+        |_| load_pipeline(source.folder.as_deref(), precision, &device),
         |e| raise_load_error(e, &key.model, source.details, function),
     );
     let loaded = Arc::new(Loaded { key, pipeline, device_name, calls: AtomicU64::new(0) });
@@ -252,10 +252,10 @@ pub fn model(function: &'static str) -> Arc<Loaded> {
 }
 
 /// The model of `folder`, or the bundled model for `None`.
-pub fn load_pipeline(folder: Option<&std::path::Path>, dtype: Precision, device: &Device) -> deberta_ner::Result<Pipeline> {
+pub fn load_pipeline(folder: Option<&std::path::Path>, precision: Precision, device: &Device) -> deberta_ner::Result<Pipeline> {
     match folder {
-        None => load_bundled(dtype, device),
-        Some(folder) => Pipeline::load(folder, dtype, device),
+        None => load_bundled(precision, device),
+        Some(folder) => Pipeline::load(folder, precision, device),
     }
 }
 
@@ -284,8 +284,8 @@ pub fn model_facts(pipeline: &Pipeline) -> serde_json::Map<String, serde_json::V
 }
 
 #[cfg(feature = "bundled-model")]
-fn load_bundled(dtype: Precision, device: &Device) -> deberta_ner::Result<Pipeline> {
-    deberta_ner::bundled::load(dtype, device)
+fn load_bundled(precision: Precision, device: &Device) -> deberta_ner::Result<Pipeline> {
+    deberta_ner::bundled::load(precision, device)
 }
 
 #[cfg(not(feature = "bundled-model"))]

@@ -100,8 +100,9 @@ struct Service {
     /// model when the model's part of it changes.
     config: Mutex<(ServiceConfig, u64)>,
     state: RwLock<ModelState>,
-    /// The configuration `state` was reached with: while it differs from the current one in
-    /// what a reload depends on, the status says `loading` (not the old model's state).
+    /// The configuration `state` was reached with (set by the inference thread after each load):
+    /// while it differs from the current one in what a reload depends on, the inference thread
+    /// loads again and the status says `loading` (not the old model's state).
     state_for: Mutex<Option<ServiceConfig>>,
     stats: Stats,
     last_error: Mutex<Option<String>>,
@@ -176,12 +177,12 @@ pub fn exit(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Whether the peer of `stream` hung up (checked without waiting).
 /// Whether a model loaded with `old` must be loaded again for `new`.
 fn needs_reload(old: &ServiceConfig, new: &ServiceConfig) -> bool {
     old.key != new.key || old.model_path != new.model_path || old.threads != new.threads
 }
 
+/// Whether the peer of `stream` hung up (checked without waiting).
 fn hung_up(stream: &UnixStream) -> bool {
     let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
     // Safety: one valid pollfd, no wait.
@@ -346,10 +347,10 @@ impl Service {
     }
 
     fn infer_loop(&self) {
-        let mut loaded_for: Option<ServiceConfig> = None;
         loop {
             let (config, generation) = self.config.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let reload = loaded_for.as_ref().is_none_or(|old| needs_reload(old, &config));
+            let reload =
+                self.state_for.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_none_or(|old| needs_reload(old, &config));
             if reload {
                 *self.state.write().unwrap_or_else(|e| e.into_inner()) = ModelState::Loading;
                 let state = match load(&config) {
@@ -367,7 +368,6 @@ impl Service {
                 *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
                 *self.state_for.lock().unwrap_or_else(|e| e.into_inner()) = Some(config.clone());
             }
-            loaded_for = Some(config.clone());
             if let Some(batch) = self.next_batch(&config, generation, false) {
                 self.serve(batch, &config, None);
                 *self.last_batch.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
@@ -578,9 +578,9 @@ fn load(config: &ServiceConfig) -> Result<Loaded, Failure> {
     };
     let dtype = DtypeSetting::from_name(dtype);
     let (device, device_name) = backend::device_for(DeviceSetting::from_name(device), dtype)?;
-    let dtype = backend::precision_for(dtype);
+    let precision = backend::precision_for(dtype);
     let pipeline = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        pool.install(|| backend::load_pipeline(folder.as_deref(), dtype, &device))
+        pool.install(|| backend::load_pipeline(folder.as_deref(), precision, &device))
     }))
     .map_err(|panic| internal(format!("loading the model failed: {}", panic_message(&*panic))))?
     .map_err(|e| Failure::load(&e, model))?;

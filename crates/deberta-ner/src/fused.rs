@@ -77,7 +77,7 @@ pub struct RowMap<'a> {
 pub fn split_heads(qkv: &Tensor, bias: &Tensor, heads: usize, scale: f64, map: Option<RowMap>) -> Result<(Tensor, Tensor, Tensor)> {
     if let Some(map) = map {
         if qkv.device().is_cpu() && qkv.dtype() == DType::F32 && bias.dtype() == DType::F32 {
-            let op = CpuSplitHeads { heads, scale: scale as f32, map: Some((map.padded, map.rows.to_vec())) };
+            let op = CpuSplitHeads { heads, scale: scale as f32, map: Some(map) };
             let parts = qkv.apply_op2_no_bwd(bias, &op)?;
             return Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?));
         }
@@ -171,13 +171,13 @@ impl candle_core::CustomOp2 for CpuAddNorm<'_> {
 /// [`split_heads`] for f32 on the CPU: `[3, heads, rows, d]` in one pass
 /// ([`crate::vector::split_heads_row`]); with `map` (padded rows, the padded row of each input
 /// row), the input rows are written to their padded rows and the padding is zero.
-struct CpuSplitHeads {
+struct CpuSplitHeads<'a> {
     heads: usize,
     scale: f32,
-    map: Option<(usize, Vec<u32>)>,
+    map: Option<RowMap<'a>>,
 }
 
-impl candle_core::CustomOp2 for CpuSplitHeads {
+impl candle_core::CustomOp2 for CpuSplitHeads<'_> {
     fn name(&self) -> &'static str {
         "split_heads"
     }
@@ -194,15 +194,15 @@ impl candle_core::CustomOp2 for CpuSplitHeads {
         if bias.len() != three_h || three_h % (3 * self.heads) != 0 {
             candle_core::bail!("split_heads: shapes {:?} and {:?}", ql.shape(), bl.shape())
         }
-        let out_rows = match &self.map {
-            Some((padded, map)) if map.len() == rows && map.iter().all(|&r| (r as usize) < *padded) => *padded,
+        let out_rows = match self.map {
+            Some(map) if map.rows.len() == rows && map.rows.iter().all(|&r| (r as usize) < map.padded) => map.padded,
             Some(_) => candle_core::bail!("split_heads: a row map that does not fit {rows} rows"),
             None => rows,
         };
         let d = three_h / 3 / self.heads;
         let mut out = vec![0f32; out_rows * three_h];
         for (row, x) in qkv.chunks_exact(three_h.max(1)).enumerate() {
-            let to = self.map.as_ref().map_or(row, |(_, map)| map[row] as usize);
+            let to = self.map.map_or(row, |map| map.rows[row] as usize);
             crate::vector::split_heads_row(x, bias, self.heads, out_rows, to, self.scale, &mut out);
         }
         Ok((candle_core::CpuStorage::F32(out), candle_core::Shape::from((3, self.heads, out_rows, d))))
@@ -224,18 +224,14 @@ impl candle_core::CustomOp2 for CpuBiasGelu {
         b: &candle_core::CpuStorage,
         bl: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use candle_core::CpuStorage;
         let (rows, n) = yl.shape().dims2()?;
-        let (Some((y0, y1)), Some((b0, b1))) = (yl.contiguous_offsets(), bl.contiguous_offsets()) else {
-            candle_core::bail!("bias_gelu wants contiguous inputs")
-        };
-        let (CpuStorage::F32(y), CpuStorage::F32(b)) = (y, b) else { candle_core::bail!("bias_gelu wants f32") };
-        if b1 - b0 != n {
-            candle_core::bail!("bias_gelu: bias of {} for {n} columns", b1 - b0)
+        let (y, bias) = (cpu_f32("bias_gelu", y, yl)?, cpu_f32("bias_gelu", b, bl)?);
+        if bias.len() != n {
+            candle_core::bail!("bias_gelu: bias of {} for {n} columns", bias.len())
         }
         let mut out = vec![0f32; rows * n];
-        crate::vector::bias_gelu(&y[y0..y1], &b[b0..b1], &mut out);
-        Ok((CpuStorage::F32(out), yl.shape().clone()))
+        crate::vector::bias_gelu(y, bias, &mut out);
+        Ok((candle_core::CpuStorage::F32(out), yl.shape().clone()))
     }
 }
 

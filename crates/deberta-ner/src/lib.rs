@@ -84,7 +84,8 @@ impl Precision {
         }
     }
 
-    /// The dtype weights are read in.
+    /// The dtype of the model's weights and activations where no CPU kernel of
+    /// [`linear`] changes it ([`Self::load_dtype`]).
     pub fn dtype(self) -> DType {
         match self {
             Precision::F32 | Precision::Int8 => DType::F32,

@@ -23,7 +23,7 @@ use crate::bmm::bmm;
 use crate::config::{Activation, Config};
 use crate::error::{Error, Result};
 use crate::fused::{add_norm, bias_act, merge_heads, split_heads, NormParams, RowMap};
-use crate::linear::{Bf16Linear, PackedLinear, QuantLinear};
+use crate::linear::{Bf16Linear, HostLinear, PackedLinear, QuantLinear};
 use crate::Precision;
 use crate::relpos::RelPos;
 
@@ -59,48 +59,43 @@ fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     Ok(x.matmul(&w.t()?)?)
 }
 
-/// The weight of a projection inside a layer, without its bias: packed for this crate's f32
-/// kernel (f32 on a CPU with AVX-512F), quantised to int8 (`Precision::Int8`), or a tensor in
-/// the model's dtype for candle's matmul (elsewhere: GPU, f16/bf16, CPUs without AVX-512F).
+/// The weight of a projection inside a layer, without its bias: a tensor in the model's dtype
+/// for candle's matmul, or packed by [`crate::linear`] for this crate's CPU kernels (f32 with
+/// AVX-512F, bf16 with AVX-512 BF16, int8 for `Precision::Int8`).
 enum Proj {
     Dense(Tensor),
-    Packed(PackedLinear),
-    Bf16(Bf16Linear),
-    Int8(QuantLinear),
+    Host(Box<dyn HostLinear>),
 }
 
 impl Proj {
     /// From `w` `[out, in]`.
     fn new(w: Tensor, precision: Precision) -> Result<Self> {
-        let host = |w: &Tensor| -> Result<(Vec<f32>, usize, usize)> {
-            let (n, k) = w.dims2()?;
-            Ok((w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?, n, k))
-        };
-        match precision {
-            Precision::Int8 => {
-                let (data, n, k) = host(&w)?;
-                Ok(Self::Int8(QuantLinear::new(&data, n, k)))
-            }
-            Precision::F32 if w.device().is_cpu() && crate::linear::f32::available() => {
-                let (data, n, k) = host(&w)?;
-                Ok(PackedLinear::new(&data, n, k).map_or(Self::Dense(w), Self::Packed))
-            }
+        let cpu = w.device().is_cpu();
+        let wanted = match precision {
+            Precision::Int8 => true,
+            Precision::F32 => cpu && crate::linear::f32::available(),
             // Read in f32 (`Precision::load_dtype`) and rounded to bf16 here.
-            Precision::BF16 if w.device().is_cpu() && w.dtype() == DType::F32 && crate::linear::bf16::available() => {
-                let (data, n, k) = host(&w)?;
-                Ok(Bf16Linear::new(&data, n, k).map_or(Self::Dense(w), Self::Bf16))
-            }
-            _ => Ok(Self::Dense(w)),
+            Precision::BF16 => cpu && w.dtype() == DType::F32 && crate::linear::bf16::available(),
+            Precision::F16 => false,
+        };
+        if !wanted {
+            return Ok(Self::Dense(w));
         }
+        let (n, k) = w.dims2()?;
+        let data = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let host: Option<Box<dyn HostLinear>> = match precision {
+            Precision::Int8 => Some(Box::new(QuantLinear::new(&data, n, k))),
+            Precision::BF16 => Bf16Linear::new(&data, n, k).map(|l| Box::new(l) as _),
+            _ => PackedLinear::new(&data, n, k).map(|l| Box::new(l) as _),
+        };
+        Ok(host.map_or(Self::Dense(w), Self::Host))
     }
 
     /// `x @ w^T` for `x` `[rows, in]` (f32 for the packed kinds).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Self::Dense(w) => matmul_t(x, w),
-            Self::Packed(p) => host_forward(x, p.in_features(), p.out_features(), |x, rows| p.forward(x, rows)),
-            Self::Bf16(p) => host_forward(x, p.in_features(), p.out_features(), |x, rows| p.forward(x, rows)),
-            Self::Int8(q) => host_forward(x, q.in_features(), q.out_features(), |x, rows| q.forward(x, rows)),
+            Self::Host(l) => host_forward(x, l.as_ref(), |x, rows| l.forward(x, rows)),
         }
     }
 
@@ -108,35 +103,27 @@ impl Proj {
     /// are applied to each tile of the product while it is in cache.
     fn forward_act(&self, x: &Tensor, bias: &Tensor, act: Activation) -> Result<Tensor> {
         match self {
-            Self::Packed(p) if act == Activation::Gelu => {
+            Self::Host(l) if act == Activation::Gelu => {
                 let bias = bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-                host_forward(x, p.in_features(), p.out_features(), |x, rows| p.forward_bias_gelu(x, rows, &bias))
-            }
-            Self::Bf16(p) if act == Activation::Gelu => {
-                let bias = bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-                host_forward(x, p.in_features(), p.out_features(), |x, rows| p.forward_bias_gelu(x, rows, &bias))
-            }
-            Self::Int8(q) if act == Activation::Gelu => {
-                let bias = bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-                host_forward(x, q.in_features(), q.out_features(), |x, rows| q.forward_bias_gelu(x, rows, &bias))
+                host_forward(x, l.as_ref(), |x, rows| l.forward_bias_gelu(x, rows, &bias))
             }
             _ => bias_act(&self.forward(x)?, bias, act),
         }
     }
 }
 
-/// Runs `f` on the rows of `x` (a CPU tensor `[rows, k]`, converted to f32) and wraps its
-/// `[rows, n]` result.
-fn host_forward(x: &Tensor, k: usize, n: usize, f: impl FnOnce(&[f32], usize) -> Vec<f32>) -> Result<Tensor> {
-    let (rows, xk) = x.dims2()?;
+/// Runs `f` on the rows of `x` (a CPU tensor `[rows, l.in_features()]`, converted to f32) and
+/// wraps its `[rows, l.out_features()]` result.
+fn host_forward(x: &Tensor, l: &dyn HostLinear, f: impl FnOnce(&[f32], usize) -> Vec<f32>) -> Result<Tensor> {
+    let (rows, k) = x.dims2()?;
     let x = x.to_dtype(DType::F32)?.contiguous()?;
     let (storage, layout) = x.storage_and_layout();
     let y = match &*storage {
-        Storage::Cpu(CpuStorage::F32(v)) if xk == k => f(&v[layout.start_offset()..][..rows * k], rows),
+        Storage::Cpu(CpuStorage::F32(v)) if k == l.in_features() => f(&v[layout.start_offset()..][..rows * k], rows),
         _ => return Err(Error::InvalidOption("packed projections run on the CPU only".into())),
     };
     drop(storage);
-    Ok(Tensor::from_vec(y, (rows, n), x.device())?)
+    Ok(Tensor::from_vec(y, (rows, l.out_features()), x.device())?)
 }
 
 /// A projection's bias and the layer norm after it, for [`add_norm`].
@@ -495,6 +482,15 @@ impl DebertaTokenClassifier {
         let ids = Tensor::from_vec(ids, (b, len), &self.device)?;
         let (first_row, rows) = self.relpos.rows_for_len(len);
         let width = if self.cfg.relative_attention { *rows.iter().max().unwrap() as usize + 1 } else { 0 };
+        let real: usize = seqs.iter().map(|s| s.len()).sum();
+        let unpad = if real < b * len && self.device.is_cpu() && self.dtype == DType::F32 {
+            let rows: Vec<u32> =
+                seqs.iter().enumerate().flat_map(|(i, s)| (0..s.len()).map(move |p| (i * len + p) as u32)).collect();
+            let index = Tensor::from_slice(&rows, rows.len(), &self.device)?;
+            Some(Unpad { rows, index })
+        } else {
+            None
+        };
         let st = BatchState {
             plan: AttentionPlan::new(
                 b,
@@ -506,16 +502,7 @@ impl DebertaTokenClassifier {
             ),
             first_row,
             scale: self.scale,
-            unpad: None,
-        };
-        let real: usize = seqs.iter().map(|s| s.len()).sum();
-        let st = if real < b * len && self.device.is_cpu() && self.dtype == DType::F32 {
-            let rows: Vec<u32> =
-                seqs.iter().enumerate().flat_map(|(i, s)| (0..s.len()).map(move |p| (i * len + p) as u32)).collect();
-            let index = Tensor::from_slice(&rows, rows.len(), &self.device)?;
-            BatchState { unpad: Some(Unpad { rows, index }), ..st }
-        } else {
-            st
+            unpad,
         };
         let mut x = self.embeddings.forward(&ids)?;
         if let Some(u) = &st.unpad {
@@ -531,20 +518,15 @@ impl DebertaTokenClassifier {
         let flat: Vec<f32> = logits.flatten_all()?.to_vec1()?;
         mark(Stage::Classifier)?;
         // Each sequence's first row: in the padded layout, or in the real rows.
-        let mut next = 0;
-        let first: Vec<usize> = seqs
+        let mut real_start = 0;
+        Ok(seqs
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let at = if st.unpad.is_some() { next } else { i * len };
-                next += s.len();
-                at
+                let at = if st.unpad.is_some() { real_start } else { i * len };
+                real_start += s.len();
+                flat[at * n_labels..(at + s.len()) * n_labels].to_vec()
             })
-            .collect();
-        Ok(seqs
-            .iter()
-            .zip(first)
-            .map(|(s, at)| flat[at * n_labels..(at + s.len()) * n_labels].to_vec())
             .collect())
     }
 }

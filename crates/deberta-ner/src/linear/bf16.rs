@@ -7,7 +7,7 @@
 use half::bf16;
 use rayon::prelude::*;
 
-use super::{f32_tiles, Epilogue, BLOCK};
+use super::{f32_tiles, pack, Epilogue, HostLinear};
 
 /// A linear layer's weight `[n, k]` in bf16, packed `[ceil(n / 16)][kp / 2][16][2]`.
 pub struct Bf16Linear {
@@ -21,41 +21,22 @@ pub struct Bf16Linear {
 impl Bf16Linear {
     /// Rounds and packs `w`, row-major `[n, k]` f32; `None` where the CPU lacks AVX-512 BF16.
     pub fn new(w: &[f32], n: usize, k: usize) -> Option<Self> {
-        assert_eq!(w.len(), n * k, "weight size");
         if !available() {
             return None;
         }
-        let kp = k.div_ceil(2) * 2;
-        let blocks = n.div_ceil(BLOCK);
-        let mut packed = vec![0u16; blocks * BLOCK * kp];
-        packed.par_chunks_mut(BLOCK * kp).enumerate().for_each(|(b, packed)| {
-            for c in 0..BLOCK.min(n - b * BLOCK) {
-                let j = b * BLOCK + c;
-                for (i, &v) in w[j * k..(j + 1) * k].iter().enumerate() {
-                    packed[(i / 2) * BLOCK * 2 + c * 2 + i % 2] = bf16::from_f32(v).to_bits();
-                }
-            }
-        });
+        let bits: Vec<u16> = w.par_iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
+        let (packed, kp) = pack(&bits, n, k, 2);
         Some(Self { n, k, kp, packed })
     }
+}
 
-    pub fn out_features(&self) -> usize {
-        self.n
-    }
-
-    pub fn in_features(&self) -> usize {
+impl HostLinear for Bf16Linear {
+    fn in_features(&self) -> usize {
         self.k
     }
 
-    /// `x @ w^T` for `x` row-major `[rows, k]`.
-    pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        self.forward_with(x, rows, Epilogue::None)
-    }
-
-    /// `gelu(x @ w^T + bias)`, applied to each tile while it is in cache.
-    pub fn forward_bias_gelu(&self, x: &[f32], rows: usize, bias: &[f32]) -> Vec<f32> {
-        assert_eq!(bias.len(), self.n, "bias size");
-        self.forward_with(x, rows, Epilogue::BiasGelu(bias))
+    fn out_features(&self) -> usize {
+        self.n
     }
 
     fn forward_with(&self, x: &[f32], rows: usize, epilogue: Epilogue) -> Vec<f32> {
@@ -137,6 +118,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linear::HostLinear;
 
     #[test]
     fn sums_of_the_rounded_values() {

@@ -7,9 +7,7 @@
 //! [k][16]`, and a tile of up to 6 rows by 64 channels keeps its 24 sums in registers over the
 //! whole of `k`, each sum accumulated in order of `k` by fused multiply-adds.
 
-use rayon::prelude::*;
-
-use super::{f32_tiles, Epilogue, BLOCK};
+use super::{f32_tiles, pack, Epilogue, HostLinear};
 
 /// A linear layer's weight `[n, k]`, packed for the AVX-512 kernel.
 pub struct PackedLinear {
@@ -23,40 +21,21 @@ impl PackedLinear {
     /// Packs `w`, row-major `[n, k]`; `None` where this CPU has no AVX-512F (the caller keeps
     /// its matmul).
     pub fn new(w: &[f32], n: usize, k: usize) -> Option<Self> {
-        assert_eq!(w.len(), n * k, "weight size");
         if !available() {
             return None;
         }
-        let blocks = n.div_ceil(BLOCK);
-        let mut packed = vec![0f32; blocks * BLOCK * k];
-        packed.par_chunks_mut((BLOCK * k).max(1)).enumerate().for_each(|(b, packed)| {
-            for c in 0..BLOCK.min(n - b * BLOCK) {
-                let j = b * BLOCK + c;
-                for (i, &v) in w[j * k..(j + 1) * k].iter().enumerate() {
-                    packed[i * BLOCK + c] = v;
-                }
-            }
-        });
+        let (packed, _) = pack(w, n, k, 1);
         Some(Self { n, k, packed })
     }
+}
 
-    pub fn out_features(&self) -> usize {
-        self.n
-    }
-
-    pub fn in_features(&self) -> usize {
+impl HostLinear for PackedLinear {
+    fn in_features(&self) -> usize {
         self.k
     }
 
-    /// `x @ w^T` for `x` row-major `[rows, k]`: row-major `[rows, n]`.
-    pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        self.forward_with(x, rows, Epilogue::None)
-    }
-
-    /// `gelu(x @ w^T + bias)`, bias and GELU applied to each tile while it is in cache.
-    pub fn forward_bias_gelu(&self, x: &[f32], rows: usize, bias: &[f32]) -> Vec<f32> {
-        assert_eq!(bias.len(), self.n, "bias size");
-        self.forward_with(x, rows, Epilogue::BiasGelu(bias))
+    fn out_features(&self) -> usize {
+        self.n
     }
 
     fn forward_with(&self, x: &[f32], rows: usize, epilogue: Epilogue) -> Vec<f32> {
@@ -130,6 +109,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linear::HostLinear;
 
     fn lcg(seed: &mut u64) -> f32 {
         *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

@@ -20,7 +20,7 @@
 
 use rayon::prelude::*;
 
-use super::{for_each_tile, Epilogue, OutPtr, BLOCK, MR, NV};
+use super::{pack, run_tiles, Epilogue, HostLinear, BLOCK, MR, NV};
 use crate::vector;
 
 /// A linear layer's weight `[n, k]`, quantised and packed.
@@ -41,102 +41,63 @@ impl QuantLinear {
     /// Quantises `w`, row-major `[n, k]` f32.
     pub fn new(w: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k, "weight size");
-        let kp = k.div_ceil(4) * 4;
+        let mut q = vec![0i8; n * k];
         let blocks = n.div_ceil(BLOCK);
-        let mut packed = vec![0i8; blocks * BLOCK * kp];
         let mut scale = vec![0f32; blocks * BLOCK];
         let mut col_sum = vec![0i32; blocks * BLOCK];
-        // A block of 16 channels per task.
-        packed
-            .par_chunks_mut(BLOCK * kp)
-            .zip(scale.par_chunks_mut(BLOCK).zip(col_sum.par_chunks_mut(BLOCK)))
-            .enumerate()
-            .for_each(|(b, (packed, (scale, col_sum)))| {
-                for c in 0..BLOCK.min(n - b * BLOCK) {
-                    let j = b * BLOCK + c;
-                    let row = &w[j * k..(j + 1) * k];
-                    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-                    let s = if amax > 0.0 && amax.is_finite() { amax / 127.0 } else { 1.0 };
-                    let inv = 1.0 / s;
-                    let mut sum = 0i32;
-                    for (i, &v) in row.iter().enumerate() {
-                        let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
-                        packed[(i / 4) * BLOCK * 4 + c * 4 + i % 4] = q;
-                        sum += q as i32;
-                    }
-                    scale[c] = s;
-                    col_sum[c] = sum;
+        q.par_chunks_mut(k.max(1)).zip(scale.par_iter_mut().zip(col_sum.par_iter_mut())).enumerate().for_each(
+            |(j, (q, (scale, col_sum)))| {
+                let row = &w[j * k..(j + 1) * k];
+                let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let s = if amax > 0.0 && amax.is_finite() { amax / 127.0 } else { 1.0 };
+                let inv = 1.0 / s;
+                for (q, &v) in q.iter_mut().zip(row) {
+                    *q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
                 }
-            });
+                *scale = s;
+                *col_sum = q.iter().map(|&q| q as i32).sum();
+            },
+        );
+        let (packed, kp) = pack(&q, n, k, 4);
         Self { n, k, kp, packed, scale, col_sum }
     }
 
-    pub fn out_features(&self) -> usize {
-        self.n
-    }
-
-    pub fn in_features(&self) -> usize {
-        self.k
-    }
-
-    /// Bytes held by the packed weights and their scales.
-    pub fn bytes(&self) -> usize {
-        self.packed.len() + 8 * self.scale.len()
-    }
-
-    /// `x @ w^T` for `x` row-major `[rows, k]`: row-major `[rows, n]` f32.
-    pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        self.forward_on(x, rows, Epilogue::None, Kernel::best())
-    }
-
-    /// `gelu(x @ w^T + bias)` (the exact GELU of [`crate::vector::gelu`]), applied to each
-    /// tile while it is in cache.
-    pub fn forward_bias_gelu(&self, x: &[f32], rows: usize, bias: &[f32]) -> Vec<f32> {
-        assert_eq!(bias.len(), self.n, "bias size");
-        self.forward_on(x, rows, Epilogue::BiasGelu(bias), Kernel::best())
-    }
-
-    /// [`Self::forward`] with an epilogue, on `kernel`.
+    /// [`HostLinear::forward_with`] on `kernel`.
     fn forward_on(&self, x: &[f32], rows: usize, epilogue: Epilogue, kernel: Kernel) -> Vec<f32> {
         assert_eq!(x.len(), rows * self.k, "input size");
         let qx = QuantRows::new(x, rows, self.k, self.kp);
-        let mut y = vec![0f32; rows * self.n];
-        let out = OutPtr(y.as_mut_ptr());
-        for_each_tile(rows, self.n, |r, m, b, v| {
-            // SAFETY: tiles are disjoint rows x channel rectangles of `y`, which outlives them.
-            unsafe { self.tile(&qx, r, m, b, v, out.at(0), epilogue, kernel) }
-        });
-        y
+        run_tiles(
+            rows,
+            self.n,
+            epilogue,
+            |r, m, b, v, acc| match kernel {
+                // SAFETY: the kernel was chosen for this CPU (`Kernel::best`, or the tests' check);
+                // rows `r..r + m` and blocks `b..b + v` exist (`for_each_tile`).
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Vnni => unsafe { vnni::tile(self, &qx, r, m, b, v, acc) },
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => unsafe { avx2::tile(self, &qx, r, m, b, v, acc) },
+                _ => portable_tile(self, &qx, r, m, b, v, acc),
+            },
+            |r, c0, acc, row| {
+                let c1 = c0 + row.len();
+                vector::dequantise(acc, qx.zero[r], &self.col_sum[c0..c1], qx.scale[r], &self.scale[c0..c1], row)
+            },
+        )
+    }
+}
+
+impl HostLinear for QuantLinear {
+    fn in_features(&self) -> usize {
+        self.k
     }
 
-    /// Rows `r..r + m` times blocks `b..b + v`, written to `y`.
-    ///
-    /// # Safety
-    /// `y` points to `rows * n` f32 that nothing else writes in this rectangle meanwhile.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(&self, qx: &QuantRows, r: usize, m: usize, b: usize, v: usize, y: *mut f32, epilogue: Epilogue, kernel: Kernel) {
-        let mut acc = [[0i32; BLOCK * NV]; MR];
-        match kernel {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Vnni => vnni::tile(self, qx, r, m, b, v, &mut acc),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => avx2::tile(self, qx, r, m, b, v, &mut acc),
-            _ => portable_tile(self, qx, r, m, b, v, &mut acc),
-        }
-        let c0 = b * BLOCK;
-        let c1 = ((b + v) * BLOCK).min(self.n);
-        for (i, acc) in acc.iter().enumerate().take(m) {
-            let row = std::slice::from_raw_parts_mut(y.add((r + i) * self.n + c0), c1 - c0);
-            vector::dequantise(
-                &acc[..c1 - c0],
-                qx.zero[r + i],
-                &self.col_sum[c0..c1],
-                qx.scale[r + i],
-                &self.scale[c0..c1],
-                row,
-            );
-            epilogue.apply(row, c0);
-        }
+    fn out_features(&self) -> usize {
+        self.n
+    }
+
+    fn forward_with(&self, x: &[f32], rows: usize, epilogue: Epilogue) -> Vec<f32> {
+        self.forward_on(x, rows, epilogue, Kernel::best())
     }
 }
 
@@ -344,6 +305,7 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linear::HostLinear;
 
     fn lcg(seed: &mut u64) -> f32 {
         *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

@@ -55,9 +55,30 @@ const NV: usize = 4;
 /// weight block of its column group.
 const ROWS_PER_TASK: usize = 8 * MR;
 
+/// A projection packed by this module: what the model calls, whatever the kernel.
+pub trait HostLinear: Send + Sync {
+    fn in_features(&self) -> usize;
+    fn out_features(&self) -> usize;
+
+    /// `x @ w^T` for `x` row-major `[rows, in]`: row-major `[rows, out]`, with `epilogue`
+    /// applied to each tile.
+    fn forward_with(&self, x: &[f32], rows: usize, epilogue: Epilogue) -> Vec<f32>;
+
+    /// `x @ w^T`.
+    fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        self.forward_with(x, rows, Epilogue::None)
+    }
+
+    /// `gelu(x @ w^T + bias)`, bias and GELU applied to each tile while it is in cache.
+    fn forward_bias_gelu(&self, x: &[f32], rows: usize, bias: &[f32]) -> Vec<f32> {
+        assert_eq!(bias.len(), self.out_features(), "bias size");
+        self.forward_with(x, rows, Epilogue::BiasGelu(bias))
+    }
+}
+
 /// What a tile does to its results once they are in the output.
 #[derive(Clone, Copy)]
-enum Epilogue<'a> {
+pub enum Epilogue<'a> {
     None,
     /// `gelu(y + bias)`, the exact GELU of [`crate::vector::gelu`].
     BiasGelu(&'a [f32]),
@@ -89,28 +110,59 @@ impl OutPtr {
     }
 }
 
-/// A `[rows, n]` product whose sums are f32: calls `sums(r, m, b, v, acc)` for every tile (see
-/// [`for_each_tile`]), writes the tile's rows to the output and applies `epilogue` to them.
+/// Packs `w`, row-major `[n, k]`, in blocks of 16 output channels: in each block, for every
+/// `group` consecutive inputs, the 16 channels' `group` values (`[ceil(n / 16)][kp / group]
+/// [16][group]`, `kp` = `k` rounded up to `group`); the padding (channels past `n`, inputs past
+/// `k`) is `T::default()`. Returns the packing and `kp`.
+fn pack<T: Copy + Default + Send + Sync>(w: &[T], n: usize, k: usize, group: usize) -> (Vec<T>, usize) {
+    assert_eq!(w.len(), n * k, "weight size");
+    let kp = k.div_ceil(group) * group;
+    let mut packed = vec![T::default(); n.div_ceil(BLOCK) * BLOCK * kp];
+    packed.par_chunks_mut((BLOCK * kp).max(1)).enumerate().for_each(|(b, packed)| {
+        for c in 0..BLOCK.min(n - b * BLOCK) {
+            let j = b * BLOCK + c;
+            for (i, &v) in w[j * k..(j + 1) * k].iter().enumerate() {
+                packed[(i / group) * BLOCK * group + c * group + i % group] = v;
+            }
+        }
+    });
+    (packed, kp)
+}
+
+/// A `[rows, n]` product: calls `sums(r, m, b, v, acc)` for every tile (see
+/// [`for_each_tile`]), then for each of its rows `finish(row, c0, sums, out)`, which turns the
+/// row's sums into the outputs from channel `c0` on, and applies `epilogue` to them.
+fn run_tiles<A: Copy + Default>(
+    rows: usize,
+    n: usize,
+    epilogue: Epilogue,
+    sums: impl Fn(usize, usize, usize, usize, &mut [[A; BLOCK * NV]; MR]) + Sync,
+    finish: impl Fn(usize, usize, &[A], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut y = vec![0f32; rows * n];
+    let out = OutPtr(y.as_mut_ptr());
+    for_each_tile(rows, n, |r, m, b, v| {
+        let mut acc = [[A::default(); BLOCK * NV]; MR];
+        sums(r, m, b, v, &mut acc);
+        let (c0, c1) = (b * BLOCK, ((b + v) * BLOCK).min(n));
+        for (i, acc) in acc.iter().enumerate().take(m) {
+            // SAFETY: tiles are disjoint rows x channel rectangles of `y`, which outlives them.
+            let row = unsafe { std::slice::from_raw_parts_mut(out.at((r + i) * n + c0), c1 - c0) };
+            finish(r + i, c0, &acc[..c1 - c0], row);
+            epilogue.apply(row, c0);
+        }
+    });
+    y
+}
+
+/// [`run_tiles`] for kernels whose sums are the outputs.
 fn f32_tiles(
     rows: usize,
     n: usize,
     epilogue: Epilogue,
     sums: impl Fn(usize, usize, usize, usize, &mut [[f32; BLOCK * NV]; MR]) + Sync,
 ) -> Vec<f32> {
-    let mut y = vec![0f32; rows * n];
-    let out = OutPtr(y.as_mut_ptr());
-    for_each_tile(rows, n, |r, m, b, v| {
-        let mut acc = [[0f32; BLOCK * NV]; MR];
-        sums(r, m, b, v, &mut acc);
-        let (c0, c1) = (b * BLOCK, ((b + v) * BLOCK).min(n));
-        for (i, acc) in acc.iter().enumerate().take(m) {
-            // SAFETY: tiles are disjoint rows x channel rectangles of `y`, which outlives them.
-            let row = unsafe { std::slice::from_raw_parts_mut(out.at((r + i) * n + c0), c1 - c0) };
-            row.copy_from_slice(&acc[..c1 - c0]);
-            epilogue.apply(row, c0);
-        }
-    });
-    y
+    run_tiles(rows, n, epilogue, sums, |_, _, acc, row| row.copy_from_slice(acc))
 }
 
 /// Calls `tile(r, m, b, v)` for every tile of `rows` rows and `ceil(n / 16)` blocks: rows
