@@ -5,7 +5,7 @@
 //!
 //! over the keys `k` of the sequence (padding keys get probability 0, padding query rows are
 //! all 0), where `r` maps a distance to a row of the projected relative table
-//! ([`crate::relpos::RelPos::rows_for_len`]). On CPU this is one fused rayon pass and, with
+//! ([`crate::arch::deberta::relpos::RelPos::rows_for_len`]). On CPU this is one fused rayon pass and, with
 //! the `cuda` feature, one CUDA kernel (`src/cuda/attention.cu`, compiled to PTX at build time):
 //! both are [`DisentangledSoftmax`]. Elsewhere it is built from candle's gather and softmax.
 
@@ -386,7 +386,7 @@ mod tests {
         tol: f32,
         kernel: Option<CudaKernel>,
     ) {
-        let rp = crate::relpos::RelPos::new(64, 256, 512);
+        let rp = crate::arch::deberta::relpos::RelPos::new(64, 256, 512);
         let (_, rows) = rp.rows_for_len(len);
         let width = *rows.iter().max().unwrap() as usize + 1;
         let mut lens: Vec<usize> = (0..batch).map(|b| len - b * len / batch).collect();

@@ -1,5 +1,8 @@
-//! `config.json` of a Hugging Face DeBERTa-v2/v3 token classifier, read with serde and
-//! validated once, so the forward pass can trust every field.
+//! `config.json` of a Hugging Face token classifier, read with serde and validated once, so the
+//! forward pass can trust every field. `model_type` chooses the architecture; each reads its
+//! own keys ([`crate::arch::deberta::config`], [`crate::arch::bert::config`]) into the one
+//! [`Config`] that the shared encoder runs: a post-layer-norm transformer encoder with absolute
+//! and/or (DeBERTa's) relative positions.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,6 +10,46 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+
+/// The architecture, from `config.json`'s `model_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    /// `deberta-v2`: DeBERTa-v2 and v3.
+    DebertaV2,
+    Bert,
+    DistilBert,
+    Roberta,
+    XlmRoberta,
+    Electra,
+}
+
+impl Arch {
+    /// Every architecture, in the order the README lists them.
+    pub const ALL: [Arch; 6] = [Arch::DebertaV2, Arch::Bert, Arch::DistilBert, Arch::Roberta, Arch::XlmRoberta, Arch::Electra];
+
+    /// The `model_type` of `config.json`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Arch::DebertaV2 => "deberta-v2",
+            Arch::Bert => "bert",
+            Arch::DistilBert => "distilbert",
+            Arch::Roberta => "roberta",
+            Arch::XlmRoberta => "xlm-roberta",
+            Arch::Electra => "electra",
+        }
+    }
+
+    /// The prefix of the encoder's weights in a `*ForTokenClassification` checkpoint.
+    pub fn weight_prefix(self) -> &'static str {
+        match self {
+            Arch::DebertaV2 => "deberta",
+            Arch::Bert => "bert",
+            Arch::DistilBert => "distilbert",
+            Arch::Roberta | Arch::XlmRoberta => "roberta",
+            Arch::Electra => "electra",
+        }
+    }
+}
 
 /// Relative-position attention terms (`pos_att_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,67 +69,22 @@ pub enum Activation {
     Silu,
 }
 
-#[derive(Debug, Deserialize)]
-struct RawConfig {
-    model_type: Option<String>,
-    vocab_size: usize,
-    hidden_size: usize,
-    num_hidden_layers: usize,
-    num_attention_heads: usize,
-    intermediate_size: usize,
-    #[serde(default = "default_act")]
-    hidden_act: String,
-    #[serde(default = "default_max_pos")]
-    max_position_embeddings: usize,
-    #[serde(default)]
-    type_vocab_size: usize,
-    #[serde(default = "default_eps")]
-    layer_norm_eps: f64,
-    #[serde(default)]
-    relative_attention: bool,
-    #[serde(default = "default_minus_one")]
-    max_relative_positions: i64,
-    #[serde(default = "default_minus_one")]
-    position_buckets: i64,
-    #[serde(default)]
-    share_att_key: bool,
-    #[serde(default)]
-    pos_att_type: Option<serde_json::Value>,
-    #[serde(default)]
-    norm_rel_ebd: Option<String>,
-    #[serde(default = "default_true")]
-    position_biased_input: bool,
-    #[serde(default)]
-    embedding_size: Option<usize>,
-    #[serde(default)]
-    conv_kernel_size: usize,
-    #[serde(default)]
-    pad_token_id: Option<usize>,
-    #[serde(default)]
-    id2label: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    attention_head_size: Option<usize>,
+impl Activation {
+    pub(crate) fn parse(name: &str) -> Result<Self> {
+        match name {
+            "gelu" => Ok(Activation::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
+            "relu" => Ok(Activation::Relu),
+            "silu" | "swish" => Ok(Activation::Silu),
+            other => Err(Error::Unsupported(format!("hidden_act \"{other}\""))),
+        }
+    }
 }
 
-fn default_act() -> String {
-    "gelu".into()
-}
-fn default_max_pos() -> usize {
-    512
-}
-fn default_eps() -> f64 {
-    1e-7
-}
-fn default_minus_one() -> i64 {
-    -1
-}
-fn default_true() -> bool {
-    true
-}
-
-/// A validated DeBERTa-v2/v3 configuration.
+/// A validated configuration: the encoder's shape, its position scheme and the labels.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub arch: Arch,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub embedding_size: usize,
@@ -98,6 +96,7 @@ pub struct Config {
     pub max_position_embeddings: usize,
     pub type_vocab_size: usize,
     pub layer_norm_eps: f64,
+    /// DeBERTa's disentangled attention; false for every other architecture.
     pub relative_attention: bool,
     /// `max_relative_positions`, with -1 (or any value below 1) resolved to
     /// `max_position_embeddings`, as transformers does.
@@ -107,10 +106,22 @@ pub struct Config {
     pub share_att_key: bool,
     pub pos_att_type: PosAttType,
     pub norm_rel_ebd: bool,
+    /// Absolute position embeddings added to the input (every architecture but DeBERTa-v3).
     pub position_biased_input: bool,
+    /// RoBERTa and XLM-R: positions count the non-padding tokens from `pad_token_id + 1`
+    /// (transformers' `create_position_ids_from_input_ids`); elsewhere they are `0..len`.
+    pub positions_after_padding_idx: bool,
     pub pad_token_id: usize,
     /// Labels in id order.
     pub labels: Vec<String>,
+}
+
+/// The keys every architecture's reader looks at first.
+#[derive(Debug, Deserialize)]
+struct Common {
+    model_type: Option<String>,
+    #[serde(default)]
+    id2label: Option<BTreeMap<String, String>>,
 }
 
 impl Config {
@@ -126,86 +137,35 @@ impl Config {
     }
 
     pub fn from_json(text: &str) -> Result<Self> {
-        let raw: RawConfig = serde_json::from_str(text).map_err(|e| Error::BadFile {
-            path: "config.json".into(),
-            reason: e.to_string(),
+        let common: Common = parse(text)?;
+        let model_type = common.model_type.as_deref().ok_or_else(|| Error::Unsupported("config.json has no model_type".into()))?;
+        let arch = Arch::ALL.into_iter().find(|a| a.model_type() == model_type).ok_or_else(|| {
+            let known: Vec<String> = Arch::ALL.iter().map(|a| format!("\"{}\"", a.model_type())).collect();
+            Error::Unsupported(format!("model_type \"{model_type}\" (supported: {})", known.join(", ")))
         })?;
-        match raw.model_type.as_deref() {
-            Some("deberta-v2") => {}
-            Some(other) => {
-                return Err(Error::Unsupported(format!(
-                    "model_type \"{other}\" (only \"deberta-v2\", which covers DeBERTa-v2 and v3, is supported)"
-                )))
-            }
-            None => return Err(Error::Unsupported("config.json has no model_type".into())),
-        }
-        let hidden_act = match raw.hidden_act.as_str() {
-            "gelu" => Activation::Gelu,
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
-            "relu" => Activation::Relu,
-            "silu" | "swish" => Activation::Silu,
-            other => return Err(Error::Unsupported(format!("hidden_act \"{other}\""))),
+        let labels = labels_from_id2label(common.id2label)?;
+        let cfg = match arch {
+            Arch::DebertaV2 => crate::arch::deberta::config(text, labels)?,
+            _ => crate::arch::bert::config(text, arch, labels)?,
         };
-        if raw.conv_kernel_size > 0 {
-            return Err(Error::Unsupported(format!(
-                "conv_kernel_size {} (the convolution layer of DeBERTa-v2 xlarge)",
-                raw.conv_kernel_size
-            )));
-        }
-        if raw.num_attention_heads == 0 || raw.hidden_size % raw.num_attention_heads != 0 {
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
             return Err(Error::Unsupported(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
-                raw.hidden_size, raw.num_attention_heads
+                self.hidden_size, self.num_attention_heads
             )));
         }
-        let head_size = raw.hidden_size / raw.num_attention_heads;
-        if let Some(h) = raw.attention_head_size {
-            if h != head_size {
-                return Err(Error::Unsupported(format!(
-                    "attention_head_size {h} differs from hidden_size / num_attention_heads"
-                )));
-            }
+        if self.num_hidden_layers == 0 || self.vocab_size == 0 || self.intermediate_size == 0 {
+            return Err(Error::Unsupported("a model needs layers, a vocabulary and a feed-forward size".into()));
         }
-        let pos_att_type = parse_pos_att_type(raw.pos_att_type.as_ref())?;
-        let norm_rel_ebd = match raw.norm_rel_ebd.as_deref() {
-            None | Some("none") | Some("") => false,
-            Some(s) => {
-                let parts: Vec<&str> = s.split('|').map(str::trim).collect();
-                if parts.iter().any(|p| *p != "layer_norm" && *p != "none") {
-                    return Err(Error::Unsupported(format!("norm_rel_ebd \"{s}\"")));
-                }
-                parts.contains(&"layer_norm")
-            }
-        };
-        let max_relative_positions = if raw.max_relative_positions < 1 {
-            raw.max_position_embeddings
-        } else {
-            raw.max_relative_positions as usize
-        };
-        let position_buckets = raw.position_buckets.max(0) as usize;
-        let labels = labels_from_id2label(raw.id2label)?;
-        Ok(Config {
-            vocab_size: raw.vocab_size,
-            hidden_size: raw.hidden_size,
-            embedding_size: raw.embedding_size.unwrap_or(raw.hidden_size),
-            num_hidden_layers: raw.num_hidden_layers,
-            num_attention_heads: raw.num_attention_heads,
-            head_size,
-            intermediate_size: raw.intermediate_size,
-            hidden_act,
-            max_position_embeddings: raw.max_position_embeddings,
-            type_vocab_size: raw.type_vocab_size,
-            layer_norm_eps: raw.layer_norm_eps,
-            relative_attention: raw.relative_attention,
-            max_relative_positions,
-            position_buckets,
-            share_att_key: raw.share_att_key,
-            pos_att_type,
-            norm_rel_ebd,
-            position_biased_input: raw.position_biased_input,
-            pad_token_id: raw.pad_token_id.unwrap_or(0),
-            labels,
-        })
+        if self.position_biased_input && self.max_input_tokens() == Some(0) {
+            return Err(Error::Unsupported(format!("max_position_embeddings {} leaves no positions", self.max_position_embeddings)));
+        }
+        Ok(())
     }
 
     /// Half the number of rows of the relative-position embedding table, `att_span` in
@@ -218,36 +178,30 @@ impl Config {
         }
     }
 
+    /// The first absolute position id (RoBERTa's `pad_token_id + 1`).
+    pub fn first_position(&self) -> usize {
+        if self.positions_after_padding_idx {
+            self.pad_token_id + 1
+        } else {
+            0
+        }
+    }
+
     /// The longest input, special tokens included, that the model accepts (none when
     /// positions are only relative).
     pub fn max_input_tokens(&self) -> Option<usize> {
-        self.position_biased_input.then_some(self.max_position_embeddings)
+        self.position_biased_input.then(|| self.max_position_embeddings.saturating_sub(self.first_position()))
     }
 }
 
-fn parse_pos_att_type(value: Option<&serde_json::Value>) -> Result<PosAttType> {
-    let items: Vec<String> = match value {
-        None | Some(serde_json::Value::Null) => vec![],
-        Some(serde_json::Value::String(s)) => {
-            s.split('|').map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect()
-        }
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .map(|v| v.as_str().map(|s| s.trim().to_lowercase()))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Error::Unsupported(format!("pos_att_type {value:?}")))?,
-        Some(other) => return Err(Error::Unsupported(format!("pos_att_type {other}"))),
-    };
-    let mut t = PosAttType::default();
-    for item in items {
-        match item.as_str() {
-            "c2p" => t.c2p = true,
-            "p2c" => t.p2c = true,
-            "none" => {}
-            other => return Err(Error::Unsupported(format!("pos_att_type \"{other}\""))),
-        }
-    }
-    Ok(t)
+/// `text` as the configuration struct `T` of one architecture.
+pub(crate) fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::BadFile { path: "config.json".into(), reason: e.to_string() })
+}
+
+/// `head_size` from the hidden size and heads, which [`Config::check`] validates later.
+pub(crate) fn head_size(hidden: usize, heads: usize) -> usize {
+    hidden.checked_div(heads).unwrap_or(0)
 }
 
 fn labels_from_id2label(id2label: Option<BTreeMap<String, String>>) -> Result<Vec<String>> {
@@ -273,50 +227,12 @@ fn labels_from_id2label(id2label: Option<BTreeMap<String, String>>) -> Result<Ve
 mod tests {
     use super::*;
 
-    fn base() -> serde_json::Value {
-        serde_json::json!({
-            "model_type": "deberta-v2", "vocab_size": 100, "hidden_size": 32,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
-            "max_position_embeddings": 512, "relative_attention": true,
-            "position_buckets": 256, "pos_att_type": ["p2c", "c2p"], "norm_rel_ebd": "layer_norm",
-            "share_att_key": true, "position_biased_input": false, "type_vocab_size": 0,
-            "id2label": {"0": "O", "1": "B-X", "2": "I-X"}
-        })
-    }
-
     #[test]
-    fn reads_v3_base_options() {
-        let c = Config::from_json(&base().to_string()).unwrap();
-        assert_eq!(c.head_size, 8);
-        assert_eq!(c.max_relative_positions, 512, "-1 means max_position_embeddings");
-        assert_eq!(c.att_span(), 256);
-        assert!(c.pos_att_type.c2p && c.pos_att_type.p2c && c.norm_rel_ebd);
-        assert_eq!(c.labels, ["O", "B-X", "I-X"]);
-        assert_eq!(c.max_input_tokens(), None);
-    }
-
-    #[test]
-    fn pos_att_type_as_string() {
-        let mut v = base();
-        v["pos_att_type"] = "c2p|p2c".into();
-        let c = Config::from_json(&v.to_string()).unwrap();
-        assert!(c.pos_att_type.c2p && c.pos_att_type.p2c);
-    }
-
-    #[test]
-    fn refuses_other_models_and_options() {
-        let mut v = base();
-        v["model_type"] = "bert".into();
-        let e = Config::from_json(&v.to_string()).unwrap_err().to_string();
-        assert!(e.contains("model_type \"bert\""), "{e}");
-        let mut v = base();
-        v["conv_kernel_size"] = 3.into();
-        assert!(Config::from_json(&v.to_string()).unwrap_err().to_string().contains("conv_kernel_size"));
-        let mut v = base();
-        v["hidden_act"] = "mish".into();
-        assert!(Config::from_json(&v.to_string()).unwrap_err().to_string().contains("mish"));
-        let mut v = base();
-        v["id2label"] = serde_json::json!({"0": "O", "2": "B-X"});
-        assert!(Config::from_json(&v.to_string()).is_err());
+    fn refuses_unknown_model_types_and_bad_labels() {
+        let e = Config::from_json(r#"{"model_type": "gpt2", "id2label": {"0": "O"}}"#).unwrap_err().to_string();
+        assert!(e.contains("model_type \"gpt2\"") && e.contains("\"bert\""), "{e}");
+        assert!(Config::from_json(r#"{"id2label": {"0": "O"}}"#).unwrap_err().to_string().contains("no model_type"));
+        let e = Config::from_json(r#"{"model_type": "bert", "id2label": {"0": "O", "2": "B-X"}}"#).unwrap_err();
+        assert!(e.to_string().contains("not a label id"), "{e}");
     }
 }

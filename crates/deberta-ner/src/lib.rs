@@ -1,5 +1,6 @@
-//! DeBERTa-v2/v3 token classification in Rust on candle, giving the same entities as the
-//! Hugging Face `token-classification` pipeline from the same weights, with code-point offsets.
+//! Token classification in Rust on candle (DeBERTa-v2/v3, BERT, DistilBERT, RoBERTa, XLM-R and
+//! ELECTRA checkpoints: [`arch`]), giving the same entities as the Hugging Face
+//! `token-classification` pipeline from the same weights, with code-point offsets.
 //!
 //! ```no_run
 //! use deberta_ner::{Pipeline, Options};
@@ -9,6 +10,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod arch;
 pub mod attention;
 pub mod bmm;
 #[cfg(feature = "bundled-model")]
@@ -17,18 +19,17 @@ pub mod config;
 pub mod error;
 pub mod fused;
 pub mod linear;
-pub mod model;
 pub mod model_dir;
 pub mod pickle_guard;
 pub mod pipeline;
-pub mod relpos;
 pub mod vector;
 pub mod windows;
+pub mod wordpiece;
 
 pub use aggregate::{Aggregation, Entity};
-pub use config::Config;
+pub use arch::{Stage, TokenClassifier};
+pub use config::{Arch, Config};
 pub use error::{Error, Result};
-pub use model::{DebertaTokenClassifier, Stage};
 pub use model_dir::ModelFiles;
 pub use pipeline::{Options, Pipeline};
 pub use candle_core::{DType, Device};

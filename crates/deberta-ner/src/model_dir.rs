@@ -13,8 +13,18 @@ use crate::error::{Error, Result};
 pub struct ModelFiles {
     pub dir: PathBuf,
     pub config: PathBuf,
-    pub tokenizer: PathBuf,
+    pub tokenizer: TokenizerFile,
     pub weights: Weights,
+}
+
+/// Where the tokenizer comes from.
+#[derive(Debug, Clone)]
+pub enum TokenizerFile {
+    /// `tokenizer.json`: any fast tokenizer.
+    Json(PathBuf),
+    /// `vocab.txt`, and `tokenizer_config.json` where there is one: an older BERT-style
+    /// checkpoint's WordPiece vocabulary ([`crate::wordpiece`]).
+    VocabTxt { vocab: PathBuf, settings: Option<PathBuf> },
 }
 
 #[derive(Debug, Clone)]
@@ -55,7 +65,23 @@ impl ModelFiles {
             }
         };
         let config = need("config.json")?;
-        let tokenizer = need("tokenizer.json")?;
+        let tokenizer = match need("tokenizer.json").map(TokenizerFile::Json) {
+            Err(Error::MissingFile { .. }) => match need("vocab.txt") {
+                Ok(vocab) => TokenizerFile::VocabTxt {
+                    vocab,
+                    settings: match need("tokenizer_config.json") {
+                        Ok(p) => Some(p),
+                        Err(Error::MissingFile { .. }) => None,
+                        Err(e) => return Err(e),
+                    },
+                },
+                Err(Error::MissingFile { .. }) => {
+                    return Err(Error::MissingFile { file: "tokenizer.json (or vocab.txt)".into(), dir: dir.clone() })
+                }
+                Err(e) => return Err(e),
+            },
+            other => other?,
+        };
         // Either weights file; a file that is there but unreadable says so.
         let weights = match need("model.safetensors").map(Weights::Safetensors) {
             Err(Error::MissingFile { .. }) => match need("pytorch_model.bin").map(Weights::PytorchBin) {
@@ -136,11 +162,19 @@ mod tests {
         touch(&tmp.join("config.json"));
         let e = ModelFiles::locate(&tmp).unwrap_err().to_string();
         assert!(e.contains("tokenizer.json"), "{e}");
+        touch(&tmp.join("vocab.txt"));
+        let e = ModelFiles::locate(&tmp).unwrap_err().to_string();
+        assert!(e.contains("model.safetensors or pytorch_model.bin"), "{e}");
+        touch(&tmp.join("model.safetensors"));
+        assert!(matches!(ModelFiles::locate(&tmp).unwrap().tokenizer, TokenizerFile::VocabTxt { settings: None, .. }));
+        std::fs::remove_file(tmp.join("model.safetensors")).unwrap();
         touch(&tmp.join("tokenizer.json"));
         let e = ModelFiles::locate(&tmp).unwrap_err().to_string();
         assert!(e.contains("model.safetensors or pytorch_model.bin"), "{e}");
         touch(&tmp.join("pytorch_model.bin"));
-        assert!(matches!(ModelFiles::locate(&tmp).unwrap().weights, Weights::PytorchBin(_)));
+        let files = ModelFiles::locate(&tmp).unwrap();
+        assert!(matches!(files.weights, Weights::PytorchBin(_)));
+        assert!(matches!(files.tokenizer, TokenizerFile::Json(_)), "tokenizer.json comes before vocab.txt");
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 

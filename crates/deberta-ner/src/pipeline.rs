@@ -11,8 +11,8 @@ use tokenizers::{ModelWrapper, Tokenizer};
 use crate::aggregate::{aggregate, softmax_in_place, Aggregation, Entity, TokenScores};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::model::DebertaTokenClassifier;
-use crate::model_dir::ModelFiles;
+use crate::arch::TokenClassifier;
+use crate::model_dir::{ModelFiles, TokenizerFile};
 use crate::windows::{owners, pack, windows};
 use crate::Precision;
 
@@ -29,7 +29,7 @@ pub struct Options {
     /// Padded tokens (`longest * windows`) per forward pass.
     pub max_batch_tokens: usize,
     /// Estimated bytes one forward pass may allocate for its activations
-    /// ([`DebertaTokenClassifier::pass_bytes`]); 0 for no limit. Batches over it are cut into
+    /// ([`TokenClassifier::pass_bytes`]); 0 for no limit. Batches over it are cut into
     /// smaller ones; a single window over it is refused with [`Error::ResourceLimit`].
     pub max_pass_bytes: usize,
     pub ignore_labels: Vec<String>,
@@ -63,7 +63,7 @@ enum SubwordRule {
 
 /// A loaded model with its tokenizer.
 pub struct Pipeline {
-    pub model: DebertaTokenClassifier,
+    pub model: Box<dyn TokenClassifier>,
     tokenizer: Tokenizer,
     /// Template tokens before and after a single sequence ([CLS] … [SEP]).
     prefix: Vec<u32>,
@@ -95,8 +95,12 @@ impl Pipeline {
         let t0 = Instant::now();
         let files = ModelFiles::locate(path)?;
         let cfg = Config::from_file(&files.config)?;
-        let tokenizer = Tokenizer::from_file(&files.tokenizer)
-            .map_err(|e| Error::BadFile { path: files.tokenizer.clone(), reason: e.to_string() })?;
+        let tokenizer = match &files.tokenizer {
+            TokenizerFile::Json(p) => {
+                Tokenizer::from_file(p).map_err(|e| Error::BadFile { path: p.clone(), reason: e.to_string() })?
+            }
+            TokenizerFile::VocabTxt { vocab, settings } => crate::wordpiece::from_vocab_txt(vocab, settings.as_deref())?,
+        };
         let vb = files.var_builder(precision.load_dtype(device), device)?;
         Self::from_parts(cfg, tokenizer, vb, files.dir.display().to_string(), precision, t0)
     }
@@ -147,7 +151,7 @@ impl Pipeline {
             }
             _ => SubwordRule::Heuristic,
         };
-        let model = DebertaTokenClassifier::load(vb, &cfg, precision)?;
+        let model = crate::arch::load(vb, &cfg, precision)?;
         Ok(Self {
             model,
             tokenizer,

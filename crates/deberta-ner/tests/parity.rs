@@ -1,12 +1,28 @@
 //! Parity with transformers 4.57's token-classification pipeline on the random models and
-//! texts of `tests/fixtures` (made by `tests/fixtures/make_fixtures.py`).
+//! texts of `tests/fixtures` (made by `tests/fixtures/make_fixtures.py` for DeBERTa and
+//! `tests/fixtures/make_arch_fixtures.py` for the other architectures).
 
 use std::path::PathBuf;
 
 use deberta_ner::{Aggregation, Device, Entity, Options, Pipeline, Precision};
 use serde_json::Value;
 
-const MODELS: [&str; 3] = ["v3_base_like", "unshared_nobuckets", "c2p_small_buckets"];
+const MODELS: [&str; 9] = [
+    "v3_base_like",
+    "unshared_nobuckets",
+    "c2p_small_buckets",
+    // BERT with a lowercasing, accent-stripping WordPiece tokenizer.json
+    "bert_wordpiece",
+    // BERT (tanh GELU) with a cased WordPiece given only as vocab.txt + tokenizer_config.json
+    "bert_vocab_txt",
+    "distilbert",
+    // byte-level BPE
+    "roberta_bpe",
+    // SentencePiece-style Unigram
+    "xlmr_unigram",
+    // embeddings narrower than the layers
+    "electra",
+];
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")

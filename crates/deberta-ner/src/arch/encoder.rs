@@ -1,14 +1,21 @@
-//! The DeBERTa-v2/v3 encoder with a token-classification head, mirroring
-//! `DebertaV2ForTokenClassification` of transformers 4.57 weight for weight.
+//! The transformer encoder with a token-classification head that every architecture here is:
+//! embeddings, post-layer-norm layers (self-attention, then feed-forward, each followed by
+//! residual and layer norm) and a linear classifier, mirroring transformers 4.57's
+//! `*ForTokenClassification` weight for weight. Architectures differ in their weights' names
+//! ([`Names`]), their embeddings (absolute positions from 0 or after RoBERTa's padding index,
+//! token types, a projection before or after the embeddings' layer norm) and DeBERTa's
+//! disentangled relative attention, which the layers take when it is given.
 //!
 //! Differences in how (not what) it computes, all exact in real arithmetic:
-//! - the relative-position projections (`key_proj`/`query_proj`, or `pos_key_proj`/
+//! - DeBERTa's relative-position projections (`key_proj`/`query_proj`, or `pos_key_proj`/
 //!   `pos_query_proj`, of the normalised relative embeddings) do not depend on the input, so
 //!   they are computed once at load, with the attention scale folded into the query side;
-//! - a batch projects only the relative rows its length can reach ([`crate::relpos`]), once per
+//! - a batch projects only the relative rows its length can reach ([`super::deberta::relpos`]), once per
 //!   layer for the whole batch, where transformers projects all `2 * span` rows per sequence;
-//! - query, key and value are one matmul; the query is scaled instead of the key; heads are laid
-//!   out `[heads, batch * len, head]` so that the content and relative matmuls share one copy;
+//! - query, key and value are one matmul; the query is scaled instead of the scores (as
+//!   DeBERTa and DistilBERT do; BERT scales the scores, which rounds differently only in the
+//!   last bits); heads are laid out `[heads, batch * len, head]` so that the content and
+//!   relative matmuls share one copy;
 //! - gather, bias, padding mask and softmax are one fused pass ([`crate::attention`]);
 //! - the residual stream between layers (embeddings' and every layer's layer-norm output) is kept
 //!   in f32 whatever the model's dtype, the classifier reads it in f32, and on CUDA each bias,
@@ -18,14 +25,15 @@
 use candle_core::{CpuStorage, DType, Device, Module, Storage, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
+use super::deberta::relpos::RelPos;
 use crate::attention::{disentangled_softmax, AttentionPlan};
 use crate::bmm::bmm;
 use crate::config::{Activation, Config};
+use super::TokenClassifier;
 use crate::error::{Error, Result};
 use crate::fused::{add_norm, bias_act, merge_heads, split_heads, NormParams, RowMap};
 use crate::linear::{Bf16Linear, HostLinear, PackedLinear, QuantLinear};
 use crate::Precision;
-use crate::relpos::RelPos;
 
 fn weight_error(vb: &VarBuilder, name: &str, e: candle_core::Error) -> Error {
     let full = if vb.prefix().is_empty() { name.to_string() } else { format!("{}.{name}", vb.prefix()) };
@@ -132,17 +140,41 @@ fn norm_params(dense: &VarBuilder, norm: &VarBuilder, h: usize, eps: f64) -> Res
     NormParams::new(&get(&dense, &[h], "bias")?, &get(&norm, &[h], "weight")?, &get(&norm, &[h], "bias")?, eps)
 }
 
+/// Where an architecture keeps its weights, relative to the checkpoint's root.
+pub struct Names {
+    /// The embeddings' folder (`deberta.embeddings`, `bert.embeddings`, ...).
+    pub embeddings: String,
+    /// The projection from `embedding_size` to `hidden_size`, where they differ: its name,
+    /// whether it has a bias, and whether it comes after the embeddings' layer norm (ELECTRA)
+    /// or before it (DeBERTa, whose layer norm is then of `hidden_size`).
+    pub embedding_projection: Option<(String, bool, bool)>,
+    /// The layers' folder; layer `i` is under `{layers}.{i}`.
+    pub layers: String,
+    /// Inside a layer: query, key, value, attention output projection, its layer norm,
+    /// intermediate projection, output projection, its layer norm.
+    pub query: &'static str,
+    pub key: &'static str,
+    pub value: &'static str,
+    pub attention_output: &'static str,
+    pub attention_norm: &'static str,
+    pub intermediate: &'static str,
+    pub output: &'static str,
+    pub output_norm: &'static str,
+}
+
 struct Embeddings {
     word: Embedding,
     position: Option<Embedding>,
     token_type_row0: Option<Tensor>,
     proj: Option<Linear>,
+    proj_after_norm: bool,
     norm: LayerNorm,
 }
 
 impl Embeddings {
-    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+    fn load(root: &VarBuilder, names: &Names, cfg: &Config) -> Result<Self> {
         let e = cfg.embedding_size;
+        let vb = root.pp(&names.embeddings);
         let word = Embedding::new(get(&vb.pp("word_embeddings"), &[cfg.vocab_size, e], "weight")?, e);
         let position = if cfg.position_biased_input {
             let w = get(&vb.pp("position_embeddings"), &[cfg.max_position_embeddings, e], "weight")?;
@@ -156,31 +188,41 @@ impl Embeddings {
         } else {
             None
         };
-        let proj = if e != cfg.hidden_size {
-            Some(linear(&vb.pp("embed_proj"), e, cfg.hidden_size, false)?)
-        } else {
-            None
+        let (proj, proj_after_norm) = match &names.embedding_projection {
+            Some((name, bias, after)) if e != cfg.hidden_size => {
+                (Some(linear(&root.pp(name), e, cfg.hidden_size, *bias)?), *after)
+            }
+            _ => (None, false),
         };
-        let norm = layer_norm(&vb.pp("LayerNorm").set_dtype(DType::F32), cfg.hidden_size, cfg.layer_norm_eps)?;
-        Ok(Self { word, position, token_type_row0, proj, norm })
+        let norm_size = if proj_after_norm { e } else { cfg.hidden_size };
+        let norm = layer_norm(&vb.pp("LayerNorm").set_dtype(DType::F32), norm_size, cfg.layer_norm_eps)?;
+        Ok(Self { word, position, token_type_row0, proj, proj_after_norm, norm })
     }
 
-    /// The normalised embeddings, f32 `[batch * len, hidden]`.
-    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+    /// The embeddings of `ids` `[batch, len]` at positions `positions` (`[batch, len]`, or
+    /// `[len]` shared by every sequence), f32 `[batch * len, hidden]`.
+    fn forward(&self, ids: &Tensor, positions: &Tensor) -> Result<Tensor> {
         let (b, len) = ids.dims2()?;
         let mut x = self.word.forward(ids)?;
         if let Some(pos) = &self.position {
-            let pos_ids = Tensor::arange(0u32, len as u32, ids.device())?;
-            x = x.broadcast_add(&pos.forward(&pos_ids)?)?;
+            x = x.broadcast_add(&pos.forward(positions)?)?;
         }
         if let Some(tt) = &self.token_type_row0 {
             x = x.broadcast_add(tt)?;
         }
         let mut x = x.reshape((b * len, x.dim(2)?))?;
-        if let Some(proj) = &self.proj {
-            x = proj.forward(&x)?;
+        match &self.proj {
+            Some(proj) if self.proj_after_norm => {
+                let x = layer_norm_fwd(&self.norm, &x.to_dtype(DType::F32)?)?;
+                Ok(proj.forward(&x.to_dtype(proj.weight().dtype())?)?.to_dtype(DType::F32)?)
+            }
+            proj => {
+                if let Some(proj) = proj {
+                    x = proj.forward(&x)?;
+                }
+                layer_norm_fwd(&self.norm, &x.to_dtype(DType::F32)?)
+            }
         }
-        layer_norm_fwd(&self.norm, &x.to_dtype(DType::F32)?)
     }
 }
 
@@ -222,13 +264,20 @@ struct Unpad {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config, rel: Option<&Tensor>, scale: f64, precision: Precision) -> Result<Self> {
+    fn load(
+        vb: VarBuilder,
+        names: &Names,
+        cfg: &Config,
+        rel: Option<&Tensor>,
+        scale: f64,
+        precision: Precision,
+    ) -> Result<Self> {
         let h = cfg.hidden_size;
-        let att = vb.pp("attention");
-        let sa = att.pp("self");
-        let q = linear(&sa.pp("query_proj"), h, h, true)?;
-        let k = linear(&sa.pp("key_proj"), h, h, true)?;
-        let v = linear(&sa.pp("value_proj"), h, h, true)?;
+        let q = linear(&vb.pp(names.query), h, h, true)?;
+        let k = linear(&vb.pp(names.key), h, h, true)?;
+        let v = linear(&vb.pp(names.value), h, h, true)?;
+        // DeBERTa's separate position projections sit beside its query and key.
+        let sa = vb.pp(names.query.rsplit_once('.').map_or("", |(dir, _)| dir));
         let (mut pos_key, mut pos_query) = (None, None);
         if let Some(rel) = rel {
             let to_heads = |t: Tensor| -> Result<Tensor> {
@@ -252,18 +301,18 @@ impl Layer {
         }
         let qkv_w = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
         let qkv_b = Tensor::cat(&[q.bias().unwrap(), k.bias().unwrap(), v.bias().unwrap()], 0)?;
-        let (ao, inter, out) = (att.pp("output"), vb.pp("intermediate").pp("dense"), vb.pp("output"));
+        let (ao, inter, out) = (vb.pp(names.attention_output), vb.pp(names.intermediate), vb.pp(names.output));
         Ok(Self {
             qkv_w: Proj::new(qkv_w, precision)?,
             qkv_b,
             pos_key,
             pos_query,
-            attn_out_w: Proj::new(get(&ao.pp("dense"), &[h, h], "weight")?, precision)?,
-            attn_norm: norm_params(&ao.pp("dense"), &ao.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            attn_out_w: Proj::new(get(&ao, &[h, h], "weight")?, precision)?,
+            attn_norm: norm_params(&ao, &vb.pp(names.attention_norm), h, cfg.layer_norm_eps)?,
             intermediate_w: Proj::new(get(&inter, &[cfg.intermediate_size, h], "weight")?, precision)?,
             intermediate_b: get(&inter, &[cfg.intermediate_size], "bias")?,
-            output_w: Proj::new(get(&out.pp("dense"), &[h, cfg.intermediate_size], "weight")?, precision)?,
-            out_norm: norm_params(&out.pp("dense"), &out.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            output_w: Proj::new(get(&out, &[h, cfg.intermediate_size], "weight")?, precision)?,
+            out_norm: norm_params(&out, &vb.pp(names.output_norm), h, cfg.layer_norm_eps)?,
         })
     }
 
@@ -310,7 +359,7 @@ impl Layer {
     }
 }
 
-/// A point of the forward pass, for [`DebertaTokenClassifier::forward_marked`]: each is reported
+/// A point of the forward pass, for [`super::TokenClassifier::forward_marked`]: each is reported
 /// when the work it names has been queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
@@ -339,16 +388,18 @@ pub enum Stage {
     Classifier,
 }
 
-type Marker<'a> = dyn FnMut(Stage) -> Result<()> + 'a;
+pub type Marker<'a> = dyn FnMut(Stage) -> Result<()> + 'a;
 
-/// A loaded DeBERTa-v2/v3 token classifier.
-pub struct DebertaTokenClassifier {
+/// A loaded token classifier of any architecture here.
+pub struct EncoderClassifier {
     cfg: Config,
     embeddings: Embeddings,
     layers: Vec<Layer>,
     classifier: Linear,
-    relpos: RelPos,
-    /// `sqrt(head_size * scale_factor)`.
+    /// DeBERTa's relative positions, when its attention has them.
+    relpos: Option<RelPos>,
+    /// What attention scores are divided by: `sqrt(head_size)` (DeBERTa: times its
+    /// `scale_factor`).
     scale: f64,
     device: Device,
     /// The dtype of the weights and of the activations between projections (f32 for int8).
@@ -356,40 +407,38 @@ pub struct DebertaTokenClassifier {
     precision: Precision,
 }
 
-impl DebertaTokenClassifier {
-    /// Loads the weights under `vb` (the root of a `DebertaV2ForTokenClassification`
-    /// checkpoint: `deberta.*` and `classifier.*`), read in `precision.dtype()`; with
+/// DeBERTa's relative-position embeddings (layer-normalised when the model says so) and how
+/// distances map to their rows.
+pub struct Relative {
+    pub table: Tensor,
+    pub relpos: RelPos,
+}
+
+impl EncoderClassifier {
+    /// Loads the weights under `vb` (the root of a `*ForTokenClassification` checkpoint: the
+    /// encoder under `names` and `classifier.*`), read in `vb`'s dtype; with
     /// [`Precision::Int8`] the layers' projections are then quantised ([`crate::linear::int8`]).
-    pub fn load(vb: VarBuilder, cfg: &Config, precision: Precision) -> Result<Self> {
+    /// Attention scores are divided by `scale`.
+    pub fn load(
+        vb: VarBuilder,
+        cfg: &Config,
+        names: &Names,
+        relative: Option<Relative>,
+        scale: f64,
+        precision: Precision,
+    ) -> Result<Self> {
         let h = cfg.hidden_size;
         let device = vb.device().clone();
         let dtype = vb.dtype();
-        let int8 = precision == Precision::Int8;
-        if int8 && !device.is_cpu() {
+        if precision == Precision::Int8 && !device.is_cpu() {
             return Err(Error::InvalidOption("dtype int8 runs on the CPU only (use f16 or bf16 on CUDA)".into()));
         }
-        let deberta = vb.pp("deberta");
-        let embeddings = Embeddings::load(deberta.pp("embeddings"), cfg)?;
-        let scale_factor = 1 + cfg.pos_att_type.c2p as usize + cfg.pos_att_type.p2c as usize;
-        // torch computes the scale in f32.
-        let scale = ((cfg.head_size * scale_factor) as f32).sqrt() as f64;
-        let encoder = deberta.pp("encoder");
-        let span = cfg.att_span();
-        let rel = if cfg.relative_attention {
-            let table_rows = 2 * span;
-            let enc_f32 = encoder.clone().set_dtype(DType::F32);
-            let table = get(&enc_f32.pp("rel_embeddings"), &[table_rows, h], "weight")?;
-            let table = if cfg.norm_rel_ebd {
-                layer_norm_fwd(&layer_norm(&enc_f32.pp("LayerNorm"), h, cfg.layer_norm_eps)?, &table)?
-            } else {
-                table
-            };
-            Some(table)
-        } else {
-            None
-        };
+        let embeddings = Embeddings::load(&vb, names, cfg)?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::load(encoder.pp("layer").pp(i), cfg, rel.as_ref(), scale, precision))
+            .map(|i| {
+                let table = relative.as_ref().map(|r| &r.table);
+                Layer::load(vb.pp(&names.layers).pp(i), names, cfg, table, scale, precision)
+            })
             .collect::<Result<Vec<_>>>()?;
         // In f32: it reads the f32 residual stream, and the labels' argmax is the output.
         let classifier = linear(&vb.pp("classifier").set_dtype(DType::F32), h, cfg.labels.len(), true)?;
@@ -398,37 +447,46 @@ impl DebertaTokenClassifier {
             embeddings,
             layers,
             classifier,
-            relpos: RelPos::new(span, cfg.position_buckets, cfg.max_relative_positions),
+            relpos: relative.map(|r| r.relpos),
             scale,
             device,
             dtype,
             precision,
         })
     }
+}
 
-    pub fn config(&self) -> &Config {
+/// A relative table read in f32 under `vb` (`rel_embeddings`, and `LayerNorm` when `norm`).
+pub fn relative_table(vb: &VarBuilder, rows: usize, h: usize, norm: Option<f64>) -> Result<Tensor> {
+    let vb = vb.clone().set_dtype(DType::F32);
+    let table = get(&vb.pp("rel_embeddings"), &[rows, h], "weight")?;
+    match norm {
+        Some(eps) => layer_norm_fwd(&layer_norm(&vb.pp("LayerNorm"), h, eps)?, &table),
+        None => Ok(table),
+    }
+}
+
+impl TokenClassifier for EncoderClassifier {
+    fn config(&self) -> &Config {
         &self.cfg
     }
 
-    pub fn device(&self) -> &Device {
+    fn device(&self) -> &Device {
         &self.device
     }
 
-    /// The dtype of the weights and activations (f32 for [`Precision::Int8`]).
-    pub fn dtype(&self) -> DType {
+    fn dtype(&self) -> DType {
         self.dtype
     }
 
-    pub fn precision(&self) -> Precision {
+    fn precision(&self) -> Precision {
         self.precision
     }
 
-    /// An upper estimate of the bytes a forward pass over `batch` sequences padded to `len`
-    /// tokens allocates for its activations at its peak (one layer's live tensors): the
-    /// hidden-size tensors (residual stream, q/k/v, context, feed-forward) and the attention
-    /// tensors, which grow with the square of `len` (scores, gathered relative scores,
-    /// probabilities) or with `len` times the relative span. Weights are not counted.
-    pub fn pass_bytes(&self, batch: usize, len: usize) -> usize {
+    /// The hidden-size tensors (residual stream, q/k/v, context, feed-forward) and the
+    /// attention tensors, which grow with the square of `len` (scores, gathered relative scores,
+    /// probabilities) or with `len` times the relative span.
+    fn pass_bytes(&self, batch: usize, len: usize) -> usize {
         let c = &self.cfg;
         let elem = self.dtype.size_in_bytes().max(2);
         let rows = batch.saturating_mul(len);
@@ -441,22 +499,7 @@ impl DebertaTokenClassifier {
         hidden.saturating_add(ffn).saturating_add(attention)
     }
 
-    /// Logits for a batch of token-id sequences (special tokens included), as one
-    /// `len x labels` row-major f32 vector per sequence. Sequences are padded to the longest;
-    /// padding never changes the logits of real tokens.
-    pub fn forward(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        self.forward_checked(seqs, &mut || Ok(()))
-    }
-
-    /// [`Self::forward`], calling `check` before every layer; an error from it stops the pass
-    /// (cancellation).
-    pub fn forward_checked(&self, seqs: &[&[u32]], check: &mut dyn FnMut() -> Result<()>) -> Result<Vec<Vec<f32>>> {
-        self.forward_marked(seqs, &mut |stage| if stage == Stage::LayerStart { check() } else { Ok(()) })
-    }
-
-    /// [`Self::forward`], calling `mark` at every [`Stage`] (for cancellation and profiling); an
-    /// error from it stops the pass.
-    pub fn forward_marked(&self, seqs: &[&[u32]], mark: &mut Marker) -> Result<Vec<Vec<f32>>> {
+    fn forward_marked(&self, seqs: &[&[u32]], mark: &mut Marker) -> Result<Vec<Vec<f32>>> {
         let len = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
         if seqs.is_empty() || len == 0 {
             return Ok(seqs.iter().map(|_| Vec::new()).collect());
@@ -479,9 +522,17 @@ impl DebertaTokenClassifier {
             }
             ids[i * len..i * len + s.len()].copy_from_slice(s);
         }
+        let positions = self.positions(&ids, b, len)?;
         let ids = Tensor::from_vec(ids, (b, len), &self.device)?;
-        let (first_row, rows) = self.relpos.rows_for_len(len);
-        let width = if self.cfg.relative_attention { *rows.iter().max().unwrap() as usize + 1 } else { 0 };
+        let (first_row, rows, width) = match &self.relpos {
+            Some(relpos) => {
+                let (first_row, rows) = relpos.rows_for_len(len);
+                let width = *rows.iter().max().unwrap() as usize + 1;
+                (first_row, rows, width)
+            }
+            // No relative terms: the attention reads no table.
+            None => (0, vec![0; 2 * len - 1], 0),
+        };
         let real: usize = seqs.iter().map(|s| s.len()).sum();
         let unpad = if real < b * len && self.device.is_cpu() && self.dtype == DType::F32 {
             let rows: Vec<u32> =
@@ -504,7 +555,7 @@ impl DebertaTokenClassifier {
             scale: self.scale,
             unpad,
         };
-        let mut x = self.embeddings.forward(&ids)?;
+        let mut x = self.embeddings.forward(&ids, &positions)?;
         if let Some(u) = &st.unpad {
             x = x.index_select(&u.index, 0)?;
         }
@@ -528,5 +579,29 @@ impl DebertaTokenClassifier {
                 flat[at * n_labels..(at + s.len()) * n_labels].to_vec()
             })
             .collect())
+    }
+}
+
+impl EncoderClassifier {
+    /// The absolute position ids of the padded batch `ids` (`b x len`): `0..len` for every
+    /// sequence, or for RoBERTa and XLM-R transformers' `create_position_ids_from_input_ids`:
+    /// each non-padding token counts up from `pad_token_id + 1`, padding tokens (a `<pad>`
+    /// written in the text included) get `pad_token_id`.
+    fn positions(&self, ids: &[u32], b: usize, len: usize) -> Result<Tensor> {
+        if !self.cfg.positions_after_padding_idx {
+            return Ok(Tensor::arange(0u32, len as u32, &self.device)?);
+        }
+        let pad = self.cfg.pad_token_id as u32;
+        let mut positions = vec![pad; b * len];
+        for (row, seq) in positions.chunks_mut(len).zip(ids.chunks(len)) {
+            let mut n = pad;
+            for (p, &id) in row.iter_mut().zip(seq) {
+                if id != pad {
+                    n += 1;
+                    *p = n;
+                }
+            }
+        }
+        Ok(Tensor::from_vec(positions, (b, len), &self.device)?)
     }
 }
