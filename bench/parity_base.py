@@ -4,7 +4,7 @@ texts (made by bench/make_base_model.py). Prints the share of lines with identic
 (type, start, end after the engine's documented start trim), the worst score difference, and
 checks that every `word` is `text[start:end]`.
 
-    python3 bench/parity_base.py DIR [--cli target/release/biomed-ner] [--threads 2]
+    python3 bench/parity_base.py DIR [--cli target/release/biomed-ner] [--threads 2] [--stride 128]
     python3 bench/parity_base.py DIR --ours FILE   (entities made elsewhere, one JSON array a line;
                                                    bench/sql_parity.sh uses this for the extension)
 """
@@ -37,6 +37,8 @@ def main():
     ap.add_argument("--file", default="parity.jsonl")
     ap.add_argument("--dtype", default="f32")
     ap.add_argument("--ours", help="read our entities from this file instead of running the CLI")
+    ap.add_argument("--stride", type=int, help="the pipeline's stride, for models with absolute positions "
+                    "(BERT family): texts over their 512 tokens then go in windows, as the CLI's do")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model = os.path.join(a.dir, "model")
@@ -49,9 +51,10 @@ def main():
                              input="\n".join(lines) + "\n", capture_output=True, text=True, check=True).stdout
     ours = [json.loads(l) for l in out.splitlines()]
     assert len(ours) == len(texts), (len(ours), len(texts))
-    nlp = pipeline("token-classification", model=model, aggregation_strategy="simple", device="cpu")
-    same, worst, bad_words = 0, 0.0, 0
-    for text, mine in zip(texts, ours):
+    windows = {} if a.stride is None else {"stride": a.stride}
+    nlp = pipeline("token-classification", model=model, aggregation_strategy="simple", device="cpu", **windows)
+    same, worst, bad_words, differing = 0, 0.0, 0, []
+    for i, (text, mine) in enumerate(zip(texts, ours)):
         theirs = trimmed(text, nlp(text)) if text else []
         for e in mine:
             bad_words += e["word"] != text[e["start"]:e["end"]]
@@ -60,9 +63,12 @@ def main():
         if key(mine_t) == key(theirs):
             same += 1
             worst = max([worst] + [abs(x[3] - y[3]) for x, y in zip(mine_t, theirs)])
+        else:
+            differing.append(i)
     share = same / len(texts)
     print(json.dumps({"lines": len(texts), "identical": same, "share": round(share, 4),
-                      "worst_score_diff": worst, "word_not_slice": bad_words, "dtype": a.dtype}))
+                      "worst_score_diff": worst, "word_not_slice": bad_words, "dtype": a.dtype,
+                      "differing_lines": differing[:20]}))
     sys.exit(0 if share >= 0.99 and worst <= 1e-3 and bad_words == 0 else 1)
 
 

@@ -273,6 +273,7 @@ pub fn model_facts(pipeline: &Pipeline) -> serde_json::Map<String, serde_json::V
         "bundled": pipeline.origin.starts_with("bundled:"),
         "labels": pipeline.labels(),
         "entity_types": types,
+        "architecture": cfg.arch.model_type(),
         "layers": cfg.num_hidden_layers,
         "hidden_size": cfg.hidden_size,
         "dtype": pipeline.model.precision().name(),

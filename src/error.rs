@@ -37,8 +37,8 @@ impl Failure {
     /// The engine's error `e` with its SQLSTATE and hint.
     pub fn engine(e: &deberta_ner::Error) -> Self {
         use deberta_ner::Error as E;
-        let model_hint = "Set biomed_ner.model to a folder with config.json, tokenizer.json and model.safetensors \
-                          (or pytorch_model.bin) that the server can read, or to '' for the bundled model.";
+        let model_hint = "Set biomed_ner.model to a folder with config.json, tokenizer.json (or vocab.txt) and \
+                          model.safetensors (or pytorch_model.bin) that the server can read, or to '' for the bundled model.";
         let (code, hint): (PgSqlErrorCode, &str) = match e {
             E::ModelNotFound { .. } | E::MissingFile { .. } => (PgSqlErrorCode::ERRCODE_UNDEFINED_FILE, model_hint),
             _ if permission_denied(e) => (
@@ -47,7 +47,7 @@ impl Failure {
             ),
             E::BadFile { .. } | E::Unsupported(_) | E::Weight { .. } => (
                 PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
-                "The model folder must hold a DeBERTa-v2/v3 token classifier saved by transformers; check biomed_ner.model.",
+                "The model folder must hold a token classifier saved by transformers (DeBERTa-v2/v3, BERT, DistilBERT, RoBERTa, XLM-RoBERTa or ELECTRA); check biomed_ner.model.",
             ),
             E::InvalidOption(_) => (
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -80,7 +80,7 @@ impl Failure {
             E::ModelNotFound { .. } | E::MissingFile { .. } => "a file it needs is missing",
             _ if permission_denied(e) => "the server may not read its files",
             E::BadFile { .. } => "one of its files is not valid",
-            E::Unsupported(_) | E::Weight { .. } => "it is not a DeBERTa-v2/v3 token classifier this engine can run",
+            E::Unsupported(_) | E::Weight { .. } => "it is not a token classifier this engine can run",
             _ => "of an internal error",
         };
         failure.redacted = Some((

@@ -13,8 +13,9 @@ Reads JSON lines {\"text\": \"...\"} and writes, per line and in order, a JSON a
 entities {\"entity_group\", \"score\", \"word\", \"start\", \"end\"} with code-point offsets.
 
 options:
-  --model DIR          model folder in Hugging Face layout, or a hub cache snapshot
-                       (default: the bundled MACCROBAT model)
+  --model DIR          model folder in Hugging Face layout, or a hub cache snapshot: a
+                       DeBERTa-v2/v3, BERT, DistilBERT, RoBERTa, XLM-RoBERTa or ELECTRA
+                       token classifier (default: the bundled MACCROBAT model)
   --aggregation S      none | simple (default) | first | average | max
   --max-length N       tokens per window, special tokens included (default 512)
   --stride N           tokens shared by consecutive windows (default 128)
@@ -37,7 +38,7 @@ bench options (times the forward pass on fixed token ids, prints one JSON line):
                        (slower than the plain timing; adds \"profile_ms\" to the JSON line)";
 
 #[cfg_attr(feature = "bundled-model", allow(dead_code))]
-pub const NO_MODEL: &str = "no model given: pass --model DIR, a folder with config.json, tokenizer.json \
+pub const NO_MODEL: &str = "no model given: pass --model DIR, a folder with config.json, tokenizer.json (or vocab.txt) \
 and model.safetensors or pytorch_model.bin (for example one made by \
 `huggingface-cli download venkatd/BIOMed_NER --local-dir DIR`)";
 

@@ -50,6 +50,7 @@ pub fn run(p: &Pipeline, device: &str, b: &BenchArgs) -> Result<(), String> {
     let mut out = serde_json::json!({
         "engine": "biomed-ner",
         "device": device,
+        "architecture": p.model.config().arch.model_type(),
         "dtype": p.model.precision().name(),
         "batch": b.batch,
         "len": b.len,

@@ -143,11 +143,11 @@ impl Config {
             let known: Vec<String> = Arch::ALL.iter().map(|a| format!("\"{}\"", a.model_type())).collect();
             Error::Unsupported(format!("model_type \"{model_type}\" (supported: {})", known.join(", ")))
         })?;
-        let labels = labels_from_id2label(common.id2label)?;
-        let cfg = match arch {
-            Arch::DebertaV2 => crate::arch::deberta::config(text, labels)?,
-            _ => crate::arch::bert::config(text, arch, labels)?,
+        let mut cfg = match arch {
+            Arch::DebertaV2 => crate::arch::deberta::config(text)?,
+            _ => crate::arch::bert::config(text, arch)?,
         };
+        cfg.labels = labels_from_id2label(common.id2label)?;
         cfg.check()?;
         Ok(cfg)
     }
@@ -232,7 +232,12 @@ mod tests {
         let e = Config::from_json(r#"{"model_type": "gpt2", "id2label": {"0": "O"}}"#).unwrap_err().to_string();
         assert!(e.contains("model_type \"gpt2\"") && e.contains("\"bert\""), "{e}");
         assert!(Config::from_json(r#"{"id2label": {"0": "O"}}"#).unwrap_err().to_string().contains("no model_type"));
-        let e = Config::from_json(r#"{"model_type": "bert", "id2label": {"0": "O", "2": "B-X"}}"#).unwrap_err();
+        let bert = r#""model_type": "bert", "vocab_size": 9, "hidden_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 16"#;
+        let e = Config::from_json(&format!(r#"{{{bert}, "id2label": {{"0": "O", "2": "B-X"}}}}"#)).unwrap_err();
         assert!(e.to_string().contains("not a label id"), "{e}");
+        // The architecture's keys are read before the labels.
+        let e = Config::from_json(r#"{"model_type": "bert", "hidden_size": "SECRET"}"#).unwrap_err();
+        assert!(e.to_string().contains("SECRET"), "{e}");
     }
 }

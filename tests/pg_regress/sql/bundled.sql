@@ -2,7 +2,8 @@
 -- shared service running another model, this session's calls run in its own backend): real
 -- entities from the README's sentence.
 SET biomed_ner.model = '';
-SELECT biomed_ner_info()->>'model' AS model, biomed_ner_info()->>'bundled' AS bundled;
+SELECT biomed_ner_info()->>'model' AS model, biomed_ner_info()->>'bundled' AS bundled,
+       biomed_ner_info()->>'architecture' AS architecture;
 -- Types found (the exact spans and scores belong to the model; these three must be there).
 SELECT ARRAY['Age', 'Sex', 'Sign_symptom'] <@ array_agg(e->>'entity_group') AS has_age_sex_sign,
        bool_and(substr(t, (e->>'start')::int + 1, (e->>'end')::int - (e->>'start')::int) = e->>'word') AS words_are_slices

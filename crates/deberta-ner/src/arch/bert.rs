@@ -80,8 +80,8 @@ fn eps_1e12() -> f64 {
     1e-12
 }
 
-/// The configuration of `arch` (any but DeBERTa), `labels` read already.
-pub fn config(text: &str, arch: Arch, labels: Vec<String>) -> Result<Config> {
+/// The configuration of `arch` (any but DeBERTa); the caller reads its labels.
+pub fn config(text: &str, arch: Arch) -> Result<Config> {
     let roberta_like = matches!(arch, Arch::Roberta | Arch::XlmRoberta);
     let base = |vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act| Config {
         arch,
@@ -105,7 +105,7 @@ pub fn config(text: &str, arch: Arch, labels: Vec<String>) -> Result<Config> {
         position_biased_input: true,
         positions_after_padding_idx: roberta_like,
         pad_token_id: 0,
-        labels,
+        labels: Vec::new(),
     };
     if arch == Arch::DistilBert {
         let k: DistilBertKeys = parse(text)?;

@@ -60,8 +60,8 @@ fn default_true() -> bool {
     true
 }
 
-/// DeBERTa's configuration, `labels` read already.
-pub fn config(text: &str, labels: Vec<String>) -> Result<Config> {
+/// DeBERTa's configuration; the caller reads its labels.
+pub fn config(text: &str) -> Result<Config> {
     let raw: RawConfig = parse(text)?;
     let hidden_act = Activation::parse(&raw.hidden_act)?;
     if raw.conv_kernel_size > 0 {
@@ -116,7 +116,7 @@ pub fn config(text: &str, labels: Vec<String>) -> Result<Config> {
         position_biased_input: raw.position_biased_input,
         positions_after_padding_idx: false,
         pad_token_id: raw.pad_token_id.unwrap_or(0),
-        labels,
+        labels: Vec::new(),
     })
 }
 
