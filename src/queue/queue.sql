@@ -70,7 +70,7 @@ END $$;
 CREATE FUNCTION biomed_ner_watch(tab regclass, text_column name, jsonb_column name, backfill boolean DEFAULT true)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    ttype regtype; jtype regtype; key_col name; key_type text; rls boolean;
+    ttype regtype; jtype regtype; key_col name; key_type text; rls boolean; distributed boolean;
 BEGIN
     SELECT atttypid INTO ttype FROM pg_attribute WHERE attrelid = tab AND attname = text_column AND attnum > 0 AND NOT attisdropped;
     SELECT atttypid INTO jtype FROM pg_attribute WHERE attrelid = tab AND attname = jsonb_column AND attnum > 0 AND NOT attisdropped;
@@ -93,6 +93,15 @@ BEGIN
     IF rls THEN
         RAISE EXCEPTION 'table % has row-level security, which the queue worker''s writes would not apply', tab
             USING ERRCODE = '0A000', HINT = 'Use the trigger biomed_ner_annotate on this table instead.';
+    END IF;
+    -- Citus: the watch trigger would run on the shards' nodes, whose queues nothing drains.
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO distributed USING tab;
+        IF distributed THEN
+            RAISE EXCEPTION 'table % is distributed by Citus, where watched tables are not supported', tab
+                USING ERRCODE = '0A000',
+                HINT = 'Annotate it with INSERT ... SELECT into a colocated table, or with the trigger biomed_ner_annotate (README: Scaling out with Citus).';
+        END IF;
     END IF;
     IF NOT (has_table_privilege(session_user, tab, 'SELECT') AND has_table_privilege(session_user, tab, 'TRIGGER')
             AND has_column_privilege(session_user, tab, jsonb_column, 'UPDATE')) THEN
