@@ -180,7 +180,7 @@ impl Iterator for Bulk {
     }
 }
 
-/// What runs this session's calls: the model and where it came from, its labels, dtype,
+/// What runs this session's calls: the model and where it came from, its architecture, labels, dtype,
 /// device, threads, load time and the notes it has annotated, and `execution` (`backend` or
 /// `service`). In backend mode this loads the model if needed; in service mode it asks the
 /// service.

@@ -159,6 +159,8 @@ fn names(arch: Arch) -> Names {
             intermediate: "ffn.lin1",
             output: "ffn.lin2",
             output_norm: "output_layer_norm",
+            pos_key: "",
+            pos_query: "",
         };
     }
     Names {
@@ -174,6 +176,8 @@ fn names(arch: Arch) -> Names {
         intermediate: "intermediate.dense",
         output: "output.dense",
         output_norm: "output.LayerNorm",
+        pos_key: "",
+        pos_query: "",
     }
 }
 

@@ -160,6 +160,10 @@ pub struct Names {
     pub intermediate: &'static str,
     pub output: &'static str,
     pub output_norm: &'static str,
+    /// DeBERTa's position projections when it does not share them with key and query
+    /// (`share_att_key` false); read only with relative attention.
+    pub pos_key: &'static str,
+    pub pos_query: &'static str,
 }
 
 struct Embeddings {
@@ -276,8 +280,6 @@ impl Layer {
         let q = linear(&vb.pp(names.query), h, h, true)?;
         let k = linear(&vb.pp(names.key), h, h, true)?;
         let v = linear(&vb.pp(names.value), h, h, true)?;
-        // DeBERTa's separate position projections sit beside its query and key.
-        let sa = vb.pp(names.query.rsplit_once('.').map_or("", |(dir, _)| dir));
         let (mut pos_key, mut pos_query) = (None, None);
         if let Some(rel) = rel {
             let to_heads = |t: Tensor| -> Result<Tensor> {
@@ -291,11 +293,11 @@ impl Layer {
                 Ok(Linear::new(w, b).forward(rel)?)
             };
             if cfg.pos_att_type.c2p {
-                let l = if cfg.share_att_key { k.clone() } else { linear(&sa.pp("pos_key_proj"), h, h, true)? };
+                let l = if cfg.share_att_key { k.clone() } else { linear(&vb.pp(names.pos_key), h, h, true)? };
                 pos_key = Some(to_heads(project(&l)?)?.to_dtype(q.weight().dtype())?);
             }
             if cfg.pos_att_type.p2c {
-                let l = if cfg.share_att_key { q.clone() } else { linear(&sa.pp("pos_query_proj"), h, h, true)? };
+                let l = if cfg.share_att_key { q.clone() } else { linear(&vb.pp(names.pos_query), h, h, true)? };
                 pos_query = Some(to_heads((project(&l)? / scale)?)?.to_dtype(q.weight().dtype())?);
             }
         }

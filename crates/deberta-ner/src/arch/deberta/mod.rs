@@ -11,17 +11,18 @@ pub use config::config;
 use candle_nn::VarBuilder;
 
 use super::encoder::{relative_table, EncoderClassifier, Names, Relative};
-use crate::config::Config;
+use crate::config::{Arch, Config};
 use crate::error::Result;
 use crate::Precision;
 use relpos::RelPos;
 
 fn names() -> Names {
+    let root = Arch::DebertaV2.weight_prefix();
     Names {
-        embeddings: "deberta.embeddings".into(),
+        embeddings: format!("{root}.embeddings"),
         // Before the layer norm, without a bias.
-        embedding_projection: Some(("deberta.embeddings.embed_proj".into(), false, false)),
-        layers: "deberta.encoder.layer".into(),
+        embedding_projection: Some((format!("{root}.embeddings.embed_proj"), false, false)),
+        layers: format!("{root}.encoder.layer"),
         query: "attention.self.query_proj",
         key: "attention.self.key_proj",
         value: "attention.self.value_proj",
@@ -30,6 +31,8 @@ fn names() -> Names {
         intermediate: "intermediate.dense",
         output: "output.dense",
         output_norm: "output.LayerNorm",
+        pos_key: "attention.self.pos_key_proj",
+        pos_query: "attention.self.pos_query_proj",
     }
 }
 
@@ -40,7 +43,7 @@ pub fn load(vb: VarBuilder, cfg: &Config, precision: Precision) -> Result<Encode
         let span = cfg.att_span();
         let norm = cfg.norm_rel_ebd.then_some(cfg.layer_norm_eps);
         Some(Relative {
-            table: relative_table(&vb.pp("deberta.encoder"), 2 * span, cfg.hidden_size, norm)?,
+            table: relative_table(&vb.pp(Arch::DebertaV2.weight_prefix()).pp("encoder"), 2 * span, cfg.hidden_size, norm)?,
             relpos: RelPos::new(span, cfg.position_buckets, cfg.max_relative_positions),
         })
     } else {
