@@ -111,12 +111,7 @@ impl DisentangledSoftmax<'_> {
                         buf[k] = s;
                         max = max.max(s);
                     }
-                    let mut sum = 0f32;
-                    for v in &mut buf[..n] {
-                        *v = (*v - max).exp();
-                        sum += *v;
-                    }
-                    let inv = 1.0 / sum;
+                    let inv = 1.0 / crate::vector::exp_sum(&mut buf[..n], max);
                     for (o, v) in block[q * len..][..n].iter_mut().zip(&buf[..n]) {
                         *o = T::from_f64((v * inv) as f64);
                     }

@@ -8,7 +8,11 @@
 //!   does not vectorise and took a tenth of a base model's forward pass;
 //! - the int8 path's per-row range, quantisation and dequantisation ([`crate::linear::int8`]);
 //! - the layer's f32 tails on the CPU ([`crate::fused`]): `layer_norm(y + bias + residual)` and
-//!   the split of the query/key/value projection into heads.
+//!   the split of the query/key/value projection into heads;
+//! - the attention softmax's exponentials ([`exp_sum`], with [`exp`]: reduction by powers of two
+//!   and a degree-7 polynomial, within 2 ulp of f64 `exp` over the softmax's range): the scalar
+//!   `expf` does not vectorise and took a quarter of the softmax at 512-token windows (a pass of
+//!   4 x 512 tokens of a base-sized model: 3.79 s with it, 3.57 s with this, 2-core machine).
 
 /// Which compiled copy runs.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -225,8 +229,81 @@ multiversion! {
     }
 }
 
+/// `exp(x)` for f32 `x <= 0` (the softmax's `score - max`), branch-free so that loops over it
+/// vectorise: `x = k ln 2 + r` with `|r| <= ln 2 / 2`, `exp(r)` by its Taylor polynomial to
+/// `r^7` (truncation under 5e-9 relative), times `2^k` built in the exponent bits. Below -87.3,
+/// where f32 `exp` turns subnormal (under 1.2e-38), it returns `exp(-87.3)`, which a softmax over
+/// a row holding its own maximum (a term of 1) cannot tell from 0.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 in two parts, the first with few enough bits that `k * LN2_HI` is exact.
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let x = if x < -87.3 { -87.3 } else { x };
+    let k = (x * LOG2E + ROUND) - ROUND;
+    let r = (-k).mul_add(LN2_LO, (-k).mul_add(LN2_HI, x));
+    let mut p: f32 = 1.0 / 5040.0;
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = p.mul_add(r, c);
+    }
+    f32::from_bits(((k as i32 + 127) << 23) as u32) * p
+}
+
+multiversion! {
+    /// Replaces each `v` of `row` by `exp(v - max)` ([`exp`]) and returns their sum (summed in
+    /// sixteen lanes, so in another order than one by one: the same to a few ulp).
+    fn exp_sum(row: &mut [f32], max: f32) -> f32 {
+        let mut lanes = [0f32; 16];
+        let mut chunks = row.chunks_exact_mut(16);
+        for c in &mut chunks {
+            for i in 0..16 {
+                c[i] = exp(c[i] - max);
+                lanes[i] += c[i];
+            }
+        }
+        let mut sum = 0f32;
+        for v in chunks.into_remainder() {
+            *v = exp(*v - max);
+            sum += *v;
+        }
+        sum + lanes.iter().sum::<f32>()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn exp_is_within_two_ulp_over_the_softmax_range() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let want = (x as f64).exp();
+            worst = worst.max((super::exp(x) as f64 - want).abs() / want);
+            x += 1e-3;
+        }
+        // One f32 ulp is 6e-8 to 1.2e-7 of the value.
+        assert!(worst < 2.4e-7, "worst relative error {worst}");
+        assert_eq!(super::exp(0.0), 1.0);
+        assert!(super::exp(-1000.0) < 1e-37 && super::exp(f32::NEG_INFINITY) < 1e-37);
+    }
+
+    #[test]
+    fn exp_sum_matches_f64() {
+        let row: Vec<f32> = (0..203).map(|i| ((i * 37 % 101) as f32) * -0.173).collect();
+        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let mut got = row.clone();
+        let sum = super::exp_sum(&mut got, max);
+        let want: Vec<f64> = row.iter().map(|v| ((v - max) as f64).exp()).collect();
+        for (g, w) in got.iter().zip(&want) {
+            assert!(((*g as f64) - w).abs() <= 2.4e-7 * w, "{g} vs {w}");
+        }
+        let total: f64 = want.iter().sum();
+        assert!(((sum as f64) - total).abs() < 1e-6 * total);
+    }
+
     use super::*;
 
     /// erf in f64 by its Taylor series (|x| < 3) or continued fraction (beyond); reference only.
