@@ -159,8 +159,21 @@ impl Config {
                 self.hidden_size, self.num_attention_heads
             )));
         }
-        if self.num_hidden_layers == 0 || self.vocab_size == 0 || self.intermediate_size == 0 {
-            return Err(Error::Unsupported("a model needs layers, a vocabulary and a feed-forward size".into()));
+        if self.num_hidden_layers == 0
+            || self.vocab_size == 0
+            || self.intermediate_size == 0
+            || self.hidden_size == 0
+            || self.embedding_size == 0
+        {
+            return Err(Error::Unsupported(
+                "a model needs layers, a vocabulary, and hidden, embedding and feed-forward sizes above 0".into(),
+            ));
+        }
+        if self.pad_token_id >= self.vocab_size {
+            return Err(Error::Unsupported(format!(
+                "pad_token_id {} is outside the vocabulary of {}",
+                self.pad_token_id, self.vocab_size
+            )));
         }
         if self.position_biased_input && self.max_input_tokens() == Some(0) {
             return Err(Error::Unsupported(format!("max_position_embeddings {} leaves no positions", self.max_position_embeddings)));
@@ -236,6 +249,13 @@ mod tests {
             "num_attention_heads": 2, "intermediate_size": 16"#;
         let e = Config::from_json(&format!(r#"{{{bert}, "id2label": {{"0": "O", "2": "B-X"}}}}"#)).unwrap_err();
         assert!(e.to_string().contains("not a label id"), "{e}");
+        let e = Config::from_json(&format!(r#"{{{bert}, "pad_token_id": 9, "id2label": {{"0": "O"}}}}"#)).unwrap_err();
+        assert!(e.to_string().contains("pad_token_id 9"), "{e}");
+        let e = Config::from_json(&format!(r#"{{{bert}, "embedding_size": 0, "id2label": {{"0": "O"}}}}"#));
+        assert!(e.is_ok(), "only ELECTRA reads embedding_size");
+        let electra = bert.replace("\"bert\"", "\"electra\"");
+        let e = Config::from_json(&format!(r#"{{{electra}, "embedding_size": 0, "id2label": {{"0": "O"}}}}"#)).unwrap_err();
+        assert!(e.to_string().contains("above 0"), "{e}");
         // The architecture's keys are read before the labels.
         let e = Config::from_json(r#"{"model_type": "bert", "hidden_size": "SECRET"}"#).unwrap_err();
         assert!(e.to_string().contains("SECRET"), "{e}");
