@@ -4,7 +4,9 @@
 //! with `word == text[start..end]` (in characters), in order of their start. Entities may
 //! overlap where the tokenizer gives tokens overlapping characters (a character its normalizer
 //! expands, such as `ñ`, or `¨` which becomes a space and a combining mark): there the Hugging
-//! Face pipeline, and so this engine, returns overlapping entities too.
+//! Face pipeline, and so this engine, returns overlapping entities too. DeBERTa's fixture model
+//! (SentencePiece) is checked in every way; the other architectures' (WordPiece, byte-level BPE,
+//! Unigram) in one.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -12,12 +14,21 @@ use std::sync::OnceLock;
 use deberta_ner::{Aggregation, Device, Options, Pipeline, Precision};
 use proptest::prelude::*;
 
+fn fixture(name: &str) -> Pipeline {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models").join(name);
+    Pipeline::load(&dir, Precision::F32, &Device::Cpu).unwrap()
+}
+
 fn pipeline() -> &'static Pipeline {
     static P: OnceLock<Pipeline> = OnceLock::new();
-    P.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/v3_base_like");
-        Pipeline::load(&dir, Precision::F32, &Device::Cpu).unwrap()
-    })
+    P.get_or_init(|| fixture("v3_base_like"))
+}
+
+/// The fixture models of the other architectures, one per kind of tokenizer: WordPiece
+/// (lowercasing, accent stripping; and cased from vocab.txt), byte-level BPE, Unigram.
+fn other_architectures() -> &'static [Pipeline] {
+    static P: OnceLock<Vec<Pipeline>> = OnceLock::new();
+    P.get_or_init(|| ["bert_wordpiece", "bert_vocab_txt", "roberta_bpe", "xlmr_unigram"].map(fixture).into())
 }
 
 /// Pieces that text is made of, the hostile ones weighted up.
@@ -45,8 +56,12 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn check(text: &str, opts: &Options) -> Result<(), TestCaseError> {
+    check_with(pipeline(), text, opts)
+}
+
+fn check_with(p: &Pipeline, text: &str, opts: &Options) -> Result<(), TestCaseError> {
     let chars: Vec<char> = text.chars().collect();
-    let out = pipeline().annotate(&[text], opts, &mut || Ok(())).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let out = p.annotate(&[text], opts, &mut || Ok(())).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut previous_start = 0;
     for e in &out[0] {
         prop_assert!(e.start < e.end && e.end <= chars.len(), "span {}..{} outside {} chars", e.start, e.end, chars.len());
@@ -84,6 +99,15 @@ proptest! {
     fn entities_stay_inside_the_text_across_small_windows(t in text(), agg in 0..4usize) {
         let aggregation = [Aggregation::Simple, Aggregation::First, Aggregation::Average, Aggregation::Max][agg];
         check(&t, &Options { aggregation, max_length: 24, stride: 6, batch_size: 3, ..Options::default() })?;
+    }
+
+    #[test]
+    fn every_tokenizer_kind_keeps_entities_inside_the_text(t in text(), m in 0..4usize, agg in 0..4usize, small in any::<bool>()) {
+        // Their models read at most 1,024 tokens (1,022 for RoBERTa and XLM-R): longer texts go in
+        // windows either way.
+        let aggregation = [Aggregation::Simple, Aggregation::First, Aggregation::Average, Aggregation::Max][agg];
+        let (max_length, stride) = if small { (24, 6) } else { (100_000, 128) };
+        check_with(&other_architectures()[m], &t, &Options { aggregation, max_length, stride, batch_size: 3, ..Options::default() })?;
     }
 
     #[test]
