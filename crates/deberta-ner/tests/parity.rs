@@ -70,6 +70,19 @@ fn ours(text: &str, es: &[Entity]) -> Vec<(String, usize, usize, String, f64)> {
         .collect()
 }
 
+/// The share of entities (type and span) that two runs over the same texts have in common,
+/// over the larger count of each text.
+fn entity_agreement(a: &[Vec<Entity>], b: &[Vec<Entity>]) -> f64 {
+    let key = |e: &Entity| (e.group.clone(), e.start, e.end);
+    let (mut shared, mut total) = (0usize, 0usize);
+    for (a, b) in a.iter().zip(b) {
+        let b: std::collections::HashSet<_> = b.iter().map(key).collect();
+        shared += a.iter().filter(|e| b.contains(&key(e))).count();
+        total += a.len().max(b.len());
+    }
+    shared as f64 / total as f64
+}
+
 #[test]
 fn logits_match_transformers_in_f32() {
     for name in MODELS {
@@ -224,14 +237,7 @@ fn half_precision_agrees_with_f32() {
         assert!(worst < tol, "{dtype:?}: relative logit error {worst}");
         let e32 = p32.annotate(&texts, &Options::default(), &mut || Ok(())).unwrap();
         let eh = ph.annotate(&texts, &Options::default(), &mut || Ok(())).unwrap();
-        let key = |e: &Entity| (e.group.clone(), e.start, e.end);
-        let (mut shared, mut total) = (0usize, 0usize);
-        for (a, b) in e32.iter().zip(&eh) {
-            let b: std::collections::HashSet<_> = b.iter().map(key).collect();
-            shared += a.iter().filter(|e| b.contains(&key(e))).count();
-            total += a.len().max(b.len());
-        }
-        let agreement = shared as f64 / total as f64;
+        let agreement = entity_agreement(&e32, &eh);
         eprintln!("{dtype:?}: relative logit error {worst:.4}, entity agreement {agreement:.4}");
         assert!(agreement >= min_agreement, "{dtype:?}: entity agreement {agreement}");
     }
@@ -398,17 +404,10 @@ fn every_architecture_runs_in_every_precision() {
     for name in &MODELS[3..] {
         let texts: Vec<String> = cases(name).iter().map(|c| c["text"].as_str().unwrap().to_string()).collect();
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let key = |e: &Entity| (e.group.clone(), e.start, e.end);
         let e32 = load(name, Precision::F32).annotate(&texts, &Options::default(), &mut || Ok(())).unwrap();
         for (dtype, min_agreement) in [(Precision::F16, 0.98), (Precision::BF16, 0.93), (Precision::Int8, 0.8)] {
             let got = load(name, dtype).annotate(&texts, &Options::default(), &mut || Ok(())).unwrap();
-            let (mut shared, mut total) = (0usize, 0usize);
-            for (a, b) in e32.iter().zip(&got) {
-                let b: std::collections::HashSet<_> = b.iter().map(key).collect();
-                shared += a.iter().filter(|e| b.contains(&key(e))).count();
-                total += a.len().max(b.len());
-            }
-            let agreement = shared as f64 / total as f64;
+            let agreement = entity_agreement(&e32, &got);
             eprintln!("{name} {dtype:?}: entity agreement with f32 {agreement:.4}");
             assert!(agreement >= min_agreement, "{name} {dtype:?}: entity agreement {agreement}");
         }
