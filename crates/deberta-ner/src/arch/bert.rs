@@ -20,7 +20,7 @@
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::encoder::{EncoderClassifier, Names};
+use super::encoder::{EmbeddingProjection, EncoderClassifier, Names};
 use crate::config::{head_size, parse, Activation, Arch, Config, PosAttType};
 use crate::error::{Error, Result};
 use crate::Precision;
@@ -165,8 +165,11 @@ fn names(arch: Arch) -> Names {
     }
     Names {
         embeddings: format!("{root}.embeddings"),
-        // ELECTRA's: after the layer norm, with a bias.
-        embedding_projection: (arch == Arch::Electra).then(|| (format!("{root}.embeddings_project"), true, true)),
+        embedding_projection: (arch == Arch::Electra).then(|| EmbeddingProjection {
+            name: format!("{root}.embeddings_project"),
+            bias: true,
+            after_norm: true,
+        }),
         layers: format!("{root}.encoder.layer"),
         query: "attention.self.query",
         key: "attention.self.key",

@@ -144,10 +144,8 @@ fn norm_params(dense: &VarBuilder, norm: &VarBuilder, h: usize, eps: f64) -> Res
 pub struct Names {
     /// The embeddings' folder (`deberta.embeddings`, `bert.embeddings`, ...).
     pub embeddings: String,
-    /// The projection from `embedding_size` to `hidden_size`, where they differ: its name,
-    /// whether it has a bias, and whether it comes after the embeddings' layer norm (ELECTRA)
-    /// or before it (DeBERTa, whose layer norm is then of `hidden_size`).
-    pub embedding_projection: Option<(String, bool, bool)>,
+    /// The projection from `embedding_size` to `hidden_size`, read where they differ.
+    pub embedding_projection: Option<EmbeddingProjection>,
     /// The layers' folder; layer `i` is under `{layers}.{i}`.
     pub layers: String,
     /// Inside a layer: query, key, value, attention output projection, its layer norm,
@@ -166,9 +164,50 @@ pub struct Names {
     pub pos_query: &'static str,
 }
 
+/// An architecture's projection from `embedding_size` to `hidden_size`.
+pub struct EmbeddingProjection {
+    /// Its weights' name, relative to the checkpoint's root.
+    pub name: String,
+    pub bias: bool,
+    /// After the embeddings' layer norm (ELECTRA), or before it (DeBERTa, whose layer norm is
+    /// then of `hidden_size`).
+    pub after_norm: bool,
+}
+
+/// Absolute position embeddings and how a sequence's positions are counted.
+struct Positions {
+    table: Embedding,
+    /// RoBERTa and XLM-R: the padding id, after which positions count, skipping padding tokens
+    /// (transformers' `create_position_ids_from_input_ids`); `None`: `0..len`.
+    after_padding: Option<u32>,
+}
+
+impl Positions {
+    /// The position ids of the padded batch `ids` (`b x len`), `[len]` where every sequence has
+    /// the same: `0..len`; for RoBERTa and XLM-R each non-padding token counts up from the
+    /// padding id + 1, and padding tokens (a `<pad>` written in the text included) get the
+    /// padding id.
+    fn ids(&self, ids: &[u32], b: usize, len: usize, device: &Device) -> Result<Tensor> {
+        let Some(pad) = self.after_padding else {
+            return Ok(Tensor::arange(0u32, len as u32, device)?);
+        };
+        let mut positions = vec![pad; b * len];
+        for (row, seq) in positions.chunks_mut(len).zip(ids.chunks(len)) {
+            let mut n = pad;
+            for (p, &id) in row.iter_mut().zip(seq) {
+                if id != pad {
+                    n += 1;
+                    *p = n;
+                }
+            }
+        }
+        Ok(Tensor::from_vec(positions, (b, len), device)?)
+    }
+}
+
 struct Embeddings {
     word: Embedding,
-    position: Option<Embedding>,
+    position: Option<Positions>,
     token_type_row0: Option<Tensor>,
     proj: Option<Linear>,
     proj_after_norm: bool,
@@ -182,7 +221,8 @@ impl Embeddings {
         let word = Embedding::new(get(&vb.pp("word_embeddings"), &[cfg.vocab_size, e], "weight")?, e);
         let position = if cfg.position_biased_input {
             let w = get(&vb.pp("position_embeddings"), &[cfg.max_position_embeddings, e], "weight")?;
-            Some(Embedding::new(w, e))
+            let after_padding = cfg.positions_after_padding_idx.then_some(cfg.pad_token_id as u32);
+            Some(Positions { table: Embedding::new(w, e), after_padding })
         } else {
             None
         };
@@ -193,9 +233,7 @@ impl Embeddings {
             None
         };
         let (proj, proj_after_norm) = match &names.embedding_projection {
-            Some((name, bias, after)) if e != cfg.hidden_size => {
-                (Some(linear(&root.pp(name), e, cfg.hidden_size, *bias)?), *after)
-            }
+            Some(p) if e != cfg.hidden_size => (Some(linear(&root.pp(&p.name), e, cfg.hidden_size, p.bias)?), p.after_norm),
             _ => (None, false),
         };
         let norm_size = if proj_after_norm { e } else { cfg.hidden_size };
@@ -203,13 +241,11 @@ impl Embeddings {
         Ok(Self { word, position, token_type_row0, proj, proj_after_norm, norm })
     }
 
-    /// The embeddings of `ids` `[batch, len]` at positions `positions` (`[batch, len]`, or
-    /// `[len]` shared by every sequence), f32 `[batch * len, hidden]`.
-    fn forward(&self, ids: &Tensor, positions: &Tensor) -> Result<Tensor> {
-        let (b, len) = ids.dims2()?;
-        let mut x = self.word.forward(ids)?;
+    /// The embeddings of the padded batch `ids` (`b x len`, row-major), f32 `[b * len, hidden]`.
+    fn forward(&self, ids: &[u32], b: usize, len: usize, device: &Device) -> Result<Tensor> {
+        let mut x = self.word.forward(&Tensor::from_slice(ids, (b, len), device)?)?;
         if let Some(pos) = &self.position {
-            x = x.broadcast_add(&pos.forward(positions)?)?;
+            x = x.broadcast_add(&pos.table.forward(&pos.ids(ids, b, len, device)?)?)?;
         }
         if let Some(tt) = &self.token_type_row0 {
             x = x.broadcast_add(tt)?;
@@ -524,8 +560,6 @@ impl TokenClassifier for EncoderClassifier {
             }
             ids[i * len..i * len + s.len()].copy_from_slice(s);
         }
-        let positions = self.positions(&ids, b, len)?;
-        let ids = Tensor::from_vec(ids, (b, len), &self.device)?;
         let (first_row, rows, width) = match &self.relpos {
             Some(relpos) => {
                 let (first_row, rows) = relpos.rows_for_len(len);
@@ -557,7 +591,7 @@ impl TokenClassifier for EncoderClassifier {
             scale: self.scale,
             unpad,
         };
-        let mut x = self.embeddings.forward(&ids, &positions)?;
+        let mut x = self.embeddings.forward(&ids, b, len, &self.device)?;
         if let Some(u) = &st.unpad {
             x = x.index_select(&u.index, 0)?;
         }
@@ -581,29 +615,5 @@ impl TokenClassifier for EncoderClassifier {
                 flat[at * n_labels..(at + s.len()) * n_labels].to_vec()
             })
             .collect())
-    }
-}
-
-impl EncoderClassifier {
-    /// The absolute position ids of the padded batch `ids` (`b x len`): `0..len` for every
-    /// sequence, or for RoBERTa and XLM-R transformers' `create_position_ids_from_input_ids`:
-    /// each non-padding token counts up from `pad_token_id + 1`, padding tokens (a `<pad>`
-    /// written in the text included) get `pad_token_id`.
-    fn positions(&self, ids: &[u32], b: usize, len: usize) -> Result<Tensor> {
-        if !self.cfg.positions_after_padding_idx {
-            return Ok(Tensor::arange(0u32, len as u32, &self.device)?);
-        }
-        let pad = self.cfg.pad_token_id as u32;
-        let mut positions = vec![pad; b * len];
-        for (row, seq) in positions.chunks_mut(len).zip(ids.chunks(len)) {
-            let mut n = pad;
-            for (p, &id) in row.iter_mut().zip(seq) {
-                if id != pad {
-                    n += 1;
-                    *p = n;
-                }
-            }
-        }
-        Ok(Tensor::from_vec(positions, (b, len), &self.device)?)
     }
 }

@@ -10,7 +10,7 @@ pub use config::config;
 
 use candle_nn::VarBuilder;
 
-use super::encoder::{relative_table, EncoderClassifier, Names, Relative};
+use super::encoder::{relative_table, EmbeddingProjection, EncoderClassifier, Names, Relative};
 use crate::config::{Arch, Config};
 use crate::error::Result;
 use crate::Precision;
@@ -20,8 +20,11 @@ fn names() -> Names {
     let root = Arch::DebertaV2.weight_prefix();
     Names {
         embeddings: format!("{root}.embeddings"),
-        // Before the layer norm, without a bias.
-        embedding_projection: Some((format!("{root}.embeddings.embed_proj"), false, false)),
+        embedding_projection: Some(EmbeddingProjection {
+            name: format!("{root}.embeddings.embed_proj"),
+            bias: false,
+            after_norm: false,
+        }),
         layers: format!("{root}.encoder.layer"),
         query: "attention.self.query_proj",
         key: "attention.self.key_proj",
