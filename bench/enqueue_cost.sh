@@ -4,9 +4,11 @@
 # transaction for SECONDS into four tables, alternating ROUNDS times:
 #   plain   no trigger;
 #   noop    an AFTER INSERT row trigger (PL/pgSQL) that does nothing: the trigger machinery;
-#   plq     a PL/pgSQL AFTER INSERT trigger inserting the key into a table shaped like the queue
-#           (primary key only), ON CONFLICT DO UPDATE: a second row per insert;
-#   paused  a watch (biomed_ner_watch), paused so that nothing drains it: the watch's own trigger.
+#   plq     a PL/pgSQL AFTER INSERT trigger inserting the key into a table shaped like a queue
+#           (primary key only), ON CONFLICT DO UPDATE: a second row per insert (the first design
+#           of watched tables);
+#   paused  a watch (biomed_ner_watch), paused so that nothing drains it: the watch's own cost
+#           (an entry in its partial index of pending rows; inserts fire no trigger).
 # Prints each run's tps and the medians' ratios to plain.
 #   bench/enqueue_cost.sh [CLIENTS] [SECONDS] [ROUNDS]      Run as root after `cargo pgrx install`.
 set -euo pipefail

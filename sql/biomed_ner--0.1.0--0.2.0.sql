@@ -24,65 +24,74 @@ STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'biomed_ner_service_wrapper';
 
--- src/queue/enqueue.rs:60
--- biomed_ner::queue::enqueue::_biomed_ner_enqueue
-CREATE FUNCTION "_biomed_ner_enqueue"()
+-- src/queue/invalidate.rs:26
+-- biomed_ner::queue::invalidate::_biomed_ner_invalidate
+CREATE FUNCTION "_biomed_ner_invalidate"()
 	RETURNS TRIGGER
 	LANGUAGE c
-	AS 'MODULE_PATHNAME', '_biomed_ner_enqueue_wrapper';
+	AS 'MODULE_PATHNAME', '_biomed_ner_invalidate_wrapper';
 
 -- Watched tables (src/queue/queue.sql of 0.2.0).
--- Watched tables: a light trigger records changed rows in a queue table; the queue worker (or
--- biomed_ner_queue_drain) fills their jsonb column in batches. See src/queue/mod.rs.
+-- Watched tables: a row is pending while its jsonb column is NULL (and its text is not); the
+-- queue worker (or biomed_ner_queue_drain) fills the jsonb column in batches. See
+-- src/queue/mod.rs for why the queue is the table itself.
 --
 -- Who may do what: the functions below run as the extension's owner and check the *session*
 -- user (a role can do no more through them than its login role could do itself): watching
 -- needs SELECT on the table, UPDATE on the jsonb column and TRIGGER on the table; the worker
 -- writes only while the role that created the watch still has SELECT on the table and UPDATE
--- on the jsonb column (checked at every batch); unwatch, pause and resume are for that role,
--- the table's owner and superusers. Nobody but the extension's functions writes the queue.
+-- on the jsonb column (checked at every batch); unwatch, pause, resume and retry are for that
+-- role, the table's owner and superusers. Nobody but the extension's functions writes these
+-- tables.
 
 -- Tables and roles are regclass and regrole, so that pg_dump writes them by name and a restore
--- finds them again; the watches, the queue and the failures are dumped with the database.
+-- finds them again; the watches and the held rows are dumped with the database. The pending
+-- index is kept by name (in the table's schema): a restore creates indexes after the data.
 CREATE TABLE biomed_ner_watches (
     relid regclass PRIMARY KEY,
     text_column name NOT NULL,
     jsonb_column name NOT NULL,
     key_column name NOT NULL,
     key_type text NOT NULL,
+    pending_index name NOT NULL,
     owner regrole NOT NULL,
     paused boolean NOT NULL DEFAULT false,
-    backfill_pending boolean NOT NULL DEFAULT false,
     created_at timestamptz NOT NULL DEFAULT now(),
     done bigint NOT NULL DEFAULT 0,
-    failed bigint NOT NULL DEFAULT 0,
     last_error text,
     last_error_at timestamptz
 );
-CREATE TABLE biomed_ner_queue (
+-- Rows held back in one version: a row whose annotation failed ('failed': too long, say), one
+-- whose write a trigger of the table skipped ('skipped'), one that was NULL when the table was
+-- watched without backfill ('not backfilled'). Any later write of the row makes a new version
+-- (a new xmin), which is pending again; biomed_ner_queue_retry releases the failed and skipped.
+CREATE TABLE biomed_ner_held (
     relid regclass NOT NULL,
     key text NOT NULL,
-    enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    row_xmin xid NOT NULL,
+    reason text NOT NULL CHECK (reason IN ('failed', 'skipped', 'not backfilled')),
+    sqlstate text,
+    error text,
+    held_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (relid, key)
 );
-CREATE INDEX biomed_ner_queue_age ON biomed_ner_queue (relid, enqueued_at);
-CREATE TABLE biomed_ner_failures (
-    relid regclass NOT NULL,
-    key text NOT NULL,
-    sqlstate text NOT NULL,
-    error text NOT NULL,
-    failed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (relid, key)
-);
+-- The queue worker's clock: at `at`, the next transaction id of the cluster was `xid`; so a row
+-- version whose xmin is at least `xid` was written after `at` (biomed_ner_queue_status's
+-- oldest_pending_age). Kept for a day.
+CREATE TABLE biomed_ner_clock (xid xid8 PRIMARY KEY, at timestamptz NOT NULL);
 -- Batches of the last ten minutes, for rows per second.
 CREATE TABLE biomed_ner_batches (relid oid NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp(), rows int NOT NULL);
-REVOKE ALL ON biomed_ner_watches, biomed_ner_queue, biomed_ner_failures, biomed_ner_batches FROM PUBLIC;
+REVOKE ALL ON biomed_ner_watches, biomed_ner_held, biomed_ner_clock, biomed_ner_batches FROM PUBLIC;
+-- The batch's reads of a watched table run as the watch's creator and skip its held rows: it
+-- may read the held rows of the tables it may read.
+ALTER TABLE biomed_ner_held ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readers ON biomed_ner_held FOR SELECT USING (has_table_privilege(relid, 'SELECT'));
+GRANT SELECT ON biomed_ner_held TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('biomed_ner_watches', '');
-SELECT pg_catalog.pg_extension_config_dump('biomed_ner_queue', '');
-SELECT pg_catalog.pg_extension_config_dump('biomed_ner_failures', '');
+SELECT pg_catalog.pg_extension_config_dump('biomed_ner_held', '');
 
--- The watch triggers run _biomed_ner_enqueue (src/queue/enqueue.rs): it records the row's key as
--- the extension's owner, so that writers of the table need no right on the queue.
+-- The watch's trigger runs _biomed_ner_invalidate (src/queue/invalidate.rs): an UPDATE that
+-- changes the text sets the jsonb column to NULL in the same row version.
 
 -- Raises 42501 unless the session user may manage the watch of `tab`.
 CREATE FUNCTION _biomed_ner_check_manager(tab oid) RETURNS void
@@ -105,6 +114,7 @@ CREATE FUNCTION biomed_ner_watch(tab regclass, text_column name, jsonb_column na
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ttype regtype; jtype regtype; key_col name; key_type text; rls boolean; distributed boolean;
+    schema name; index_name name; n int := 0; owner_oid oid; versions text[];
 BEGIN
     SELECT atttypid INTO ttype FROM pg_attribute WHERE attrelid = tab AND attname = text_column AND attnum > 0 AND NOT attisdropped;
     SELECT atttypid INTO jtype FROM pg_attribute WHERE attrelid = tab AND attname = jsonb_column AND attnum > 0 AND NOT attisdropped;
@@ -128,7 +138,7 @@ BEGIN
         RAISE EXCEPTION 'table % has row-level security, which the queue worker''s writes would not apply', tab
             USING ERRCODE = '0A000', HINT = 'Use the trigger biomed_ner_annotate on this table instead.';
     END IF;
-    -- Citus: the watch trigger would run on the shards' nodes, whose queues nothing drains.
+    -- Citus: the shards' rows are on other nodes, where nothing drains them.
     IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
         EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO distributed USING tab;
         IF distributed THEN
@@ -146,24 +156,45 @@ BEGIN
         RAISE EXCEPTION 'table % is already watched', tab USING ERRCODE = '42710',
             HINT = 'biomed_ner_unwatch it first to watch other columns.';
     END IF;
-    INSERT INTO @extschema@.biomed_ner_watches (relid, text_column, jsonb_column, key_column, key_type, owner, backfill_pending)
-    VALUES (tab, text_column, jsonb_column, key_col, key_type, (SELECT oid FROM pg_roles WHERE rolname = session_user), backfill);
-    EXECUTE format('CREATE TRIGGER biomed_ner_watch_insert AFTER INSERT ON %s FOR EACH ROW
-                    EXECUTE FUNCTION @extschema@._biomed_ner_enqueue(%L)', tab, key_col);
-    EXECUTE format('CREATE TRIGGER biomed_ner_watch_update AFTER UPDATE OF %I ON %s FOR EACH ROW
-                    WHEN (OLD.%I IS DISTINCT FROM NEW.%I) EXECUTE FUNCTION @extschema@._biomed_ner_enqueue(%L)',
-                   text_column, tab, text_column, text_column, key_col);
+    -- The pending rows' index: the queue. PostgreSQL builds it as the table's owner.
+    SELECT c.relnamespace::regnamespace::name INTO schema FROM pg_class c WHERE c.oid = tab;
+    LOOP
+        index_name := left((SELECT relname FROM pg_class WHERE oid = tab), 40) || '_biomed_ner_pending'
+                      || CASE WHEN n > 0 THEN n::text ELSE '' END;
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = index_name AND relnamespace = schema::regnamespace);
+        n := n + 1;
+    END LOOP;
+    EXECUTE format('CREATE INDEX %I ON %s (%I) WHERE %I IS NULL AND %I IS NOT NULL',
+                   index_name, tab, key_col, jsonb_column, text_column);
+    EXECUTE format('CREATE TRIGGER biomed_ner_watch_update BEFORE UPDATE OF %I ON %s FOR EACH ROW
+                    WHEN (OLD.%I IS DISTINCT FROM NEW.%I AND NEW.%I IS NOT NULL)
+                    EXECUTE FUNCTION @extschema@._biomed_ner_invalidate(%L)',
+                   text_column, tab, text_column, text_column, jsonb_column, jsonb_column);
+    owner_oid := (SELECT oid FROM pg_roles WHERE rolname = session_user);
+    INSERT INTO @extschema@.biomed_ner_watches (relid, text_column, jsonb_column, key_column, key_type, pending_index, owner)
+    VALUES (tab, text_column, jsonb_column, key_col, key_type, index_name, owner_oid);
+    IF NOT backfill THEN
+        -- The rows pending now stay as they are until they are written again.
+        versions := @extschema@._biomed_ner_run_as(owner_oid,
+            format('SELECT array_agg(xmin::text || '':'' || %1$I::text) FROM %2$s WHERE %3$I IS NULL AND %4$I IS NOT NULL',
+                   key_col, tab, jsonb_column, text_column),
+            ARRAY[]::text[]);
+        INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, reason)
+        SELECT tab, substr(v, strpos(v, ':') + 1), split_part(v, ':', 1)::xid, 'not backfilled' FROM unnest(versions) v;
+    END IF;
 END $$;
 
 CREATE FUNCTION biomed_ner_unwatch(tab regclass) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE w @extschema@.biomed_ner_watches;
 BEGIN
     PERFORM @extschema@._biomed_ner_check_manager(tab);
-    EXECUTE format('DROP TRIGGER IF EXISTS biomed_ner_watch_insert ON %s', tab);
+    SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = tab;
     EXECUTE format('DROP TRIGGER IF EXISTS biomed_ner_watch_update ON %s', tab);
+    EXECUTE format('DROP INDEX IF EXISTS %I.%I',
+                   (SELECT relnamespace::regnamespace::name FROM pg_class WHERE oid = tab), w.pending_index);
     DELETE FROM @extschema@.biomed_ner_watches WHERE relid = tab;
-    DELETE FROM @extschema@.biomed_ner_queue WHERE relid = tab;
-    DELETE FROM @extschema@.biomed_ner_failures WHERE relid = tab;
+    DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab;
     DELETE FROM @extschema@.biomed_ner_batches WHERE relid = tab;
 END $$;
 
@@ -178,30 +209,43 @@ LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_set_paused(tab, true) $$;
 CREATE FUNCTION biomed_ner_watch_resume(tab regclass) RETURNS void
 LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_set_paused(tab, false) $$;
 
+-- Releases the failed and skipped rows of `tab` (after raising biomed_ner.max_chars, say): they
+-- are pending again. Returns how many.
+CREATE FUNCTION biomed_ner_queue_retry(tab regclass) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE n bigint;
+BEGIN
+    PERFORM @extschema@._biomed_ner_check_manager(tab);
+    DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab AND reason IN ('failed', 'skipped');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
 -- Whether an error of annotating a row is that row's own (its text: too long, not convertible,
--- a tokenizer or internal failure on it), so the row is recorded as failed and leaves the queue;
--- any other error (no model, the service restarting, a bad setting) leaves the queue as it is.
+-- a tokenizer or internal failure on it), so the row is held as failed; any other error (no
+-- model, the service restarting, a bad setting) leaves the queue as it is.
 CREATE FUNCTION _biomed_ner_row_error(sqlstate text) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT (sqlstate LIKE '22%' AND sqlstate <> '22023') OR sqlstate LIKE '54%' OR sqlstate = 'XX000'
 $$;
 
--- One batch of the queue of `tab`, in the caller's transaction: up to `batch` queued rows read,
--- annotated with their current text, written where the text is still the one annotated, and
--- taken off the queue. Nothing is locked while the model runs (the queue's inference may run
--- at a low priority, and a writer of the table must never wait for it): a row is locked only
--- by the UPDATE that writes it, which skips it if its text changed meanwhile; a queue entry
--- leaves only if it was not queued again meanwhile (its time is unchanged), so a row changed
--- during the batch is annotated again with its new text. Deleted rows leave the queue; a row
--- that fails alone is recorded in biomed_ner_failures and leaves the queue; an error that is
--- not a row's own leaves the queue as it was. Returns the rows taken off the queue.
+-- One batch of `tab`, in the caller's transaction: up to `batch` pending rows (jsonb column
+-- NULL, text not NULL, not held; in key order, through the pending index) read, annotated with
+-- their text in one batched call, and written where the text is still the one annotated and the
+-- jsonb column still NULL. Nothing is locked while the model runs (the queue's inference may run
+-- at a low priority, and a writer of the table must never wait for it): a row is locked only by
+-- the UPDATE that writes it, which skips it if it changed meanwhile, so it stays pending with its
+-- new text. A row that fails alone is held as failed and does not hold back the others; an
+-- error that is not a row's own leaves everything as it was. A row whose write a trigger of the
+-- table skipped is held as skipped (or it would come first in every batch). Returns the rows
+-- written or held.
 -- Not for PUBLIC: the queue worker and biomed_ner_queue_drain call it.
 CREATE FUNCTION _biomed_ner_drain(tab oid, batch int) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     w @extschema@.biomed_ner_watches;
-    keys text[]; ats timestamptz[]; done_keys text[]; left_keys text[]; gone_keys text[]; one text[];
-    k text; n_failed int := 0; st text; msg text;
+    versions text[]; keys text[]; done_keys text[]; one text[]; still text[]; gone text[];
+    k text; n_held int := 0; st text; msg text; stopped boolean := false;
     annotate text;
 BEGIN
     SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = tab FOR UPDATE;
@@ -209,10 +253,9 @@ BEGIN
         RETURN 0;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = tab) THEN
-        -- The table was dropped: its watch goes too.
+        -- The table was dropped (with its index and trigger): its watch goes too.
         DELETE FROM @extschema@.biomed_ner_watches WHERE relid = tab;
-        DELETE FROM @extschema@.biomed_ner_queue WHERE relid = tab;
-        DELETE FROM @extschema@.biomed_ner_failures WHERE relid = tab;
+        DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab;
         RETURN 0;
     END IF;
     IF NOT (has_table_privilege(w.owner, tab, 'SELECT') AND has_column_privilege(w.owner, tab, w.jsonb_column, 'UPDATE')) THEN
@@ -220,31 +263,38 @@ BEGIN
             w.owner::regrole, tab::regclass, w.jsonb_column), last_error_at = now() WHERE relid = tab;
         RETURN 0;
     END IF;
-    IF w.backfill_pending THEN
-        -- Every read of the watched table runs as the watch's creator (src/queue/as_owner.rs),
-        -- so that no function of the table's (a domain's CHECK, a trigger) runs with this one's rights.
-        keys := @extschema@._biomed_ner_run_as(w.owner,
-            format('SELECT array_agg(%I::text) FROM %s WHERE %I IS NULL', w.key_column, tab::regclass, w.jsonb_column),
-            ARRAY[]::text[]);
-        INSERT INTO @extschema@.biomed_ner_queue (relid, key) SELECT tab, q.key FROM unnest(keys) AS q(key) ON CONFLICT DO NOTHING;
-        UPDATE @extschema@.biomed_ner_watches SET backfill_pending = false WHERE relid = tab;
-    END IF;
-    SELECT array_agg(key ORDER BY enqueued_at), array_agg(enqueued_at ORDER BY enqueued_at) INTO keys, ats FROM (
-        SELECT key, enqueued_at FROM @extschema@.biomed_ner_queue WHERE relid = tab ORDER BY enqueued_at LIMIT batch) q;
-    IF keys IS NULL THEN
+    -- Every read and write of the watched table runs as the watch's creator
+    -- (src/queue/as_owner.rs), so that no function of the table's (a domain's CHECK, a trigger,
+    -- the key type's comparison) runs with this one's rights. The pending rows: 'xmin:key'.
+    versions := @extschema@._biomed_ner_run_as(w.owner, format($f$
+        SELECT array_agg(xmin::text || ':' || k) FROM (
+            SELECT t.xmin, t.%1$I::text AS k FROM %2$s t WHERE t.%3$I IS NULL AND t.%4$I IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held h
+                            WHERE h.relid = %5$s::oid::regclass AND h.key = t.%1$I::text AND h.row_xmin = t.xmin)
+            ORDER BY t.%1$I LIMIT %6$s) p$f$,
+        w.key_column, tab::regclass, w.jsonb_column, w.text_column, tab, batch), ARRAY[]::text[]);
+    IF versions IS NULL THEN
+        -- Nothing pending: the failed and skipped rows deleted since leave the failures.
+        IF EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held WHERE relid = tab AND reason <> 'not backfilled') THEN
+            gone := @extschema@._biomed_ner_run_as(w.owner,
+                format('SELECT array_agg(x) FROM unnest($1) x WHERE NOT EXISTS (SELECT 1 FROM %s WHERE %I = x::%s)',
+                       tab::regclass, w.key_column, w.key_type),
+                (SELECT array_agg(key) FROM @extschema@.biomed_ner_held WHERE relid = tab AND reason <> 'not backfilled'));
+            DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab AND key = ANY (gone);
+        END IF;
         RETURN 0;
     END IF;
+    SELECT array_agg(substr(v, strpos(v, ':') + 1)) INTO keys FROM unnest(versions) v;
     -- Read the rows, annotate their text in one batched call, write each result where the text
-    -- is still the one annotated (the UPDATE re-checks that on the row's latest version): as the
-    -- watch's creator (src/queue/as_owner.rs), so that the table's own triggers never run with
-    -- this function's rights.
+    -- is still the one annotated and the column still NULL (the UPDATE re-checks both on the
+    -- row's latest version).
     annotate := format($f$
         WITH rows AS MATERIALIZED (
-            SELECT %1$I AS k, %2$I::text AS body FROM %3$s WHERE %1$I = ANY($1::%4$s[])),
+            SELECT %1$I AS k, %2$I::text AS body FROM %3$s WHERE %1$I = ANY($1::%4$s[]) AND %5$I IS NULL AND %2$I IS NOT NULL),
         batch AS (SELECT array_agg(k) AS ks, array_agg(body) AS bodies, @extschema@.biomed_ner(array_agg(body)) AS es FROM rows),
         results AS (SELECT unnest(ks) AS k, unnest(bodies) AS body, unnest(es) AS e FROM batch),
         written AS (UPDATE %3$s t SET %5$I = r.e FROM results r
-                    WHERE t.%1$I = r.k AND t.%2$I::text IS NOT DISTINCT FROM r.body RETURNING t.%1$I::text AS k)
+                    WHERE t.%1$I = r.k AND t.%2$I::text = r.body AND t.%5$I IS NULL RETURNING t.%1$I::text AS k)
         SELECT array_agg(k) FROM written$f$, w.key_column, w.text_column, tab::regclass, w.key_type, w.jsonb_column);
     BEGIN
         done_keys := @extschema@._biomed_ner_run_as(w.owner, annotate, keys);
@@ -252,7 +302,7 @@ BEGIN
         GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
         IF NOT @extschema@._biomed_ner_row_error(st) THEN
             -- Not the rows' fault (the model cannot load, the inference service restarts, a
-            -- setting is wrong): nothing leaves the queue; the next batch tries again.
+            -- setting is wrong): nothing changes; the next batch tries again.
             UPDATE @extschema@.biomed_ner_watches SET last_error = format('%s: %s', st, msg), last_error_at = now()
             WHERE relid = tab;
             RETURN 0;
@@ -267,38 +317,40 @@ BEGIN
                 GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
                 UPDATE @extschema@.biomed_ner_watches SET last_error = format('%s: %s (row %s)', st, msg, k), last_error_at = now()
                 WHERE relid = tab;
-                EXIT WHEN NOT @extschema@._biomed_ner_row_error(st);
-                INSERT INTO @extschema@.biomed_ner_failures (relid, key, sqlstate, error) VALUES (tab, k, st, msg)
-                ON CONFLICT (relid, key) DO UPDATE SET sqlstate = excluded.sqlstate, error = excluded.error, failed_at = now();
-                done_keys := done_keys || k;
-                n_failed := n_failed + 1;
+                stopped := NOT @extschema@._biomed_ner_row_error(st);
+                EXIT WHEN stopped;
+                INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, reason, sqlstate, error)
+                SELECT tab, k, split_part(v, ':', 1)::xid, 'failed', st, msg FROM unnest(versions) v
+                WHERE substr(v, strpos(v, ':') + 1) = k
+                ON CONFLICT (relid, key) DO UPDATE SET row_xmin = excluded.row_xmin, reason = excluded.reason,
+                    sqlstate = excluded.sqlstate, error = excluded.error, held_at = now();
+                n_held := n_held + 1;
             END;
         END LOOP;
     END;
     done_keys := coalesce(done_keys, ARRAY[]::text[]);
-    -- Keys neither written nor failed: rows deleted meanwhile leave the queue; a row whose text
-    -- changed was queued again by the change; any other (a write a trigger of the table
-    -- skipped, a change made with triggers disabled) goes to the back of the queue.
-    SELECT array_agg(x) INTO left_keys FROM unnest(keys) x WHERE x <> ALL (done_keys);
-    IF left_keys IS NOT NULL THEN
-        gone_keys := @extschema@._biomed_ner_run_as(w.owner,
-            format('SELECT array_agg(x) FROM unnest($1) x WHERE NOT EXISTS (SELECT 1 FROM %s WHERE %I = x::%s)',
-                   tab::regclass, w.key_column, w.key_type),
-            left_keys);
-        done_keys := done_keys || coalesce(gone_keys, ARRAY[]::text[]);
-        UPDATE @extschema@.biomed_ner_queue q SET enqueued_at = clock_timestamp() FROM unnest(keys, ats) AS x(key, at)
-        WHERE q.relid = tab AND q.key = x.key AND q.enqueued_at = x.at AND x.key <> ALL (done_keys);
+    -- Rows neither written nor failed: deleted or changed meanwhile (nothing to do: a changed
+    -- row is pending in its new version), or, still pending in the very version read, skipped
+    -- by a trigger of the table: held, so that they do not come first in every batch.
+    IF NOT stopped AND cardinality(done_keys) + n_held < cardinality(keys) THEN
+        still := @extschema@._biomed_ner_run_as(w.owner,
+            format('SELECT array_agg(xmin::text || '':'' || %1$I::text) FROM %2$s WHERE %1$I = ANY($1::%3$s[]) AND %4$I IS NULL',
+                   w.key_column, tab::regclass, w.key_type, w.jsonb_column),
+            (SELECT array_agg(x) FROM unnest(keys) x WHERE x <> ALL (done_keys)));
+        INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, reason, error)
+        SELECT tab, substr(v, strpos(v, ':') + 1), split_part(v, ':', 1)::xid, 'skipped',
+               'the write of its entities was skipped by a trigger of the table'
+        FROM unnest(versions) v WHERE v = ANY (still)
+        ON CONFLICT (relid, key) DO UPDATE SET row_xmin = excluded.row_xmin, reason = excluded.reason,
+            sqlstate = NULL, error = excluded.error, held_at = now();
     END IF;
-    -- Entries queued again meanwhile (a later time) stay.
-    DELETE FROM @extschema@.biomed_ner_queue q USING unnest(keys, ats) AS x(key, at)
-    WHERE q.relid = tab AND q.key = x.key AND q.enqueued_at = x.at AND x.key = ANY(done_keys);
-    DELETE FROM @extschema@.biomed_ner_failures WHERE relid = tab AND key = ANY(done_keys)
-        AND failed_at < now();  -- a row that failed before and now went through
-    UPDATE @extschema@.biomed_ner_watches
-    SET done = done + cardinality(done_keys) - n_failed, failed = failed + n_failed WHERE relid = tab;
+    -- A row held before (failed, say) that has now gone through.
+    DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab AND key = ANY (done_keys);
+    UPDATE @extschema@.biomed_ner_watches SET done = done + cardinality(done_keys) WHERE relid = tab;
     INSERT INTO @extschema@.biomed_ner_batches (relid, rows) VALUES (tab, cardinality(done_keys));
     DELETE FROM @extschema@.biomed_ner_batches WHERE at < now() - interval '10 minutes';
-    RETURN cardinality(done_keys);
+    -- Stopped by an error that is not a row's own: the rest of the batch is left for later.
+    RETURN CASE WHEN stopped THEN 0 ELSE cardinality(keys) END;
 END $$;
 REVOKE ALL ON FUNCTION _biomed_ner_drain(oid, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _biomed_ner_run_as(oid, text, text[]) FROM PUBLIC;
@@ -316,22 +368,59 @@ BEGIN
     RETURN n;
 END $$;
 
+-- The pending rows of `tab` and how long the oldest has waited: since the queue worker's clock
+-- (biomed_ner_clock) last read a transaction id at most its xmin's, and at most since the table
+-- was watched. NULLs unless both the session user and the watch's creator may read the table.
+CREATE FUNCTION _biomed_ner_pending(tab oid, OUT pending bigint, OUT oldest_pending_age interval)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE w @extschema@.biomed_ner_watches; counts text[]; since timestamptz; target numeric;
+BEGIN
+    SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = tab;
+    IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = tab)
+       OR NOT has_table_privilege(session_user, tab, 'SELECT') OR NOT has_table_privilege(w.owner, tab, 'SELECT') THEN
+        RETURN;
+    END IF;
+    counts := @extschema@._biomed_ner_run_as(w.owner, format($f$
+        SELECT ARRAY[count(*)::text, max(age(t.xmin))::text] FROM %2$s t WHERE t.%3$I IS NULL AND t.%4$I IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held h
+                        WHERE h.relid = %5$s::oid::regclass AND h.key = t.%1$I::text AND h.row_xmin = t.xmin)$f$,
+        w.key_column, tab::regclass, w.jsonb_column, w.text_column, tab), ARRAY[]::text[]);
+    pending := counts[1]::bigint;
+    IF pending > 0 THEN
+        -- The oldest pending version's transaction id, from its age.
+        target := pg_snapshot_xmax(pg_current_snapshot())::text::numeric - counts[2]::numeric;
+        IF target >= 0 THEN
+            SELECT c.at INTO since FROM @extschema@.biomed_ner_clock c WHERE c.xid <= target::text::xid8
+            ORDER BY c.xid DESC LIMIT 1;
+        END IF;
+        oldest_pending_age := now() - greatest(since, w.created_at);
+    END IF;
+END $$;
+
+-- The queue worker's reading of the clock, kept when it found work (src/queue/worker.rs).
+CREATE FUNCTION _biomed_ner_clock_tick(xid xid8, at timestamptz) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO @extschema@.biomed_ner_clock VALUES (xid, at) ON CONFLICT DO NOTHING;
+    DELETE FROM @extschema@.biomed_ner_clock WHERE at < now() - interval '1 day';
+$$;
+REVOKE ALL ON FUNCTION _biomed_ner_clock_tick(xid8, timestamptz) FROM PUBLIC;
+
 CREATE VIEW biomed_ner_queue_status AS
 SELECT w.relid::regclass AS table_name, w.text_column, w.jsonb_column, w.owner::regrole AS owner, w.paused,
-       w.backfill_pending,
-       (SELECT count(*) FROM @extschema@.biomed_ner_queue q WHERE q.relid = w.relid) AS pending,
-       w.done, w.failed,
-       (SELECT now() - min(q.enqueued_at) FROM @extschema@.biomed_ner_queue q WHERE q.relid = w.relid) AS oldest_pending_age,
+       p.pending, w.done,
+       (SELECT count(*) FROM @extschema@.biomed_ner_held h WHERE h.relid = w.relid AND h.reason <> 'not backfilled') AS failed,
+       p.oldest_pending_age,
        (SELECT round(coalesce(sum(b.rows), 0) / 60.0, 2) FROM @extschema@.biomed_ner_batches b
         WHERE b.relid = w.relid AND b.at > now() - interval '1 minute') AS rows_per_second,
        w.last_error, w.last_error_at
 FROM @extschema@.biomed_ner_watches w
+CROSS JOIN LATERAL @extschema@._biomed_ner_pending(w.relid) p
 WHERE has_table_privilege(w.relid, 'SELECT');
 GRANT SELECT ON biomed_ner_queue_status TO PUBLIC;
 
--- The failures of the watched tables one may read.
+-- The failed and skipped rows of the watched tables one may read.
 CREATE VIEW biomed_ner_queue_failures AS
-SELECT f.relid::regclass AS table_name, f.key, f.sqlstate, f.error, f.failed_at
-FROM @extschema@.biomed_ner_failures f
-WHERE has_table_privilege(f.relid, 'SELECT');
+SELECT h.relid::regclass AS table_name, h.key, h.reason, h.sqlstate, h.error, h.held_at AS failed_at
+FROM @extschema@.biomed_ner_held h
+WHERE h.reason <> 'not backfilled' AND has_table_privilege(h.relid, 'SELECT');
 GRANT SELECT ON biomed_ner_queue_failures TO PUBLIC;

@@ -9,6 +9,12 @@
 //! read the table and write its jsonb column. Between batches it waits `biomed_ner.queue_pause_ms`
 //! (throttling a backfill on a busy server); with nothing queued it sleeps on its latch.
 //! `pg_stat_activity` shows it (`backend_type` `biomed_ner queue`) and the table it works on.
+//!
+//! It also keeps the queue's clock (`biomed_ner_clock`, for the status view's oldest pending
+//! age): at every round it reads the cluster's next transaction id and the time, and writes the
+//! reading of the round before whenever a round finds work (so a row that arrived while it slept
+//! is dated to within one nap), and one reading a minute otherwise while its database has
+//! watches; an idle server is not written to more often than that.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -23,6 +29,11 @@ use crate::gucs;
 const NAPTIME: Duration = Duration::from_millis(250);
 /// How long it sleeps in a database without the extension.
 const NO_EXTENSION_NAPTIME: Duration = Duration::from_secs(1);
+/// How often it writes a reading of the clock when no round finds work.
+const CLOCK_IDLE_TICK: Duration = Duration::from_secs(60);
+
+/// A reading of the clock: the cluster's next transaction id (xid8, as text) and the time.
+type Reading = (String, pgrx::datum::TimestampWithTimeZone);
 
 pub fn register_launcher() {
     BackgroundWorkerBuilder::new("biomed_ner queue launcher")
@@ -126,19 +137,25 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     // Its inference is background work: at biomed_ner.queue_nice, in the service or here.
     crate::backend::set_background(gucs::queue_nice());
+    let mut previous: Option<Reading> = None;
+    let mut last_tick = std::time::Instant::now() - CLOCK_IDLE_TICK;
     loop {
         report_idle();
-        // The tables with work, and the schema of the extension (None: not installed here).
-        let (schema, tables) = BackgroundWorker::transaction(|| {
+        // The watched tables, the schema of the extension (None: not installed here), and a
+        // reading of the clock.
+        let (schema, tables, reading) = BackgroundWorker::transaction(|| {
+            let reading: Option<Reading> = Spi::get_two(
+                "SELECT pg_snapshot_xmax(pg_current_snapshot())::text, clock_timestamp()",
+            )
+            .ok()
+            .and_then(|(x, t)| Some((x?, t?)));
             let schema: Option<String> = Spi::get_one(
                 "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'biomed_ner'",
             )
             .unwrap_or(None);
-            let Some(schema) = schema else { return (None, Vec::new()) };
+            let Some(schema) = schema else { return (None, Vec::new(), reading) };
             let query = format!(
-                "SELECT w.relid::oid, w.relid::text FROM {s}.biomed_ner_watches w WHERE NOT w.paused
-                 AND (w.backfill_pending OR EXISTS (SELECT 1 FROM {s}.biomed_ner_queue q WHERE q.relid = w.relid))
-                 ORDER BY w.relid",
+                "SELECT w.relid::oid, w.relid::text FROM {s}.biomed_ner_watches w WHERE NOT w.paused ORDER BY w.relid",
                 s = spi::quote_identifier(&schema)
             );
             let tables: Vec<(pg_sys::Oid, String)> = Spi::connect(|client| {
@@ -149,7 +166,13 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
                     })
                     .unwrap_or_default()
             });
-            (Some(schema), tables)
+            let watched: bool = Spi::get_one(&format!(
+                "SELECT EXISTS (SELECT 1 FROM {}.biomed_ner_watches)",
+                spi::quote_identifier(&schema)
+            ))
+            .unwrap_or(None)
+            .unwrap_or(false);
+            (Some(schema), if watched { tables } else { Vec::new() }, if watched { reading } else { None })
         });
         let Some(schema) = schema else {
             if !sleep(NO_EXTENSION_NAPTIME) {
@@ -173,6 +196,29 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
                 return;
             }
         }
+        // The clock: the reading before this round when it found work (rows found now arrived
+        // after it), and this round's when a round last wrote one a minute ago.
+        let mut ticks: Vec<Reading> = Vec::new();
+        if worked {
+            ticks.extend(previous.take());
+        }
+        if let Some(r) = &reading {
+            if worked || last_tick.elapsed() >= CLOCK_IDLE_TICK {
+                ticks.push(r.clone());
+            }
+        }
+        if !ticks.is_empty() {
+            last_tick = std::time::Instant::now();
+            BackgroundWorker::transaction(|| {
+                for (xid, at) in &ticks {
+                    let _ = Spi::run_with_args(
+                        &format!("SELECT {}._biomed_ner_clock_tick($1::text::xid8, $2)", spi::quote_identifier(&schema)),
+                        &[xid.clone().into(), (*at).into()],
+                    );
+                }
+            });
+        }
+        previous = reading;
         if !worked && !sleep(NAPTIME) {
             break;
         }

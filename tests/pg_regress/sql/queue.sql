@@ -1,6 +1,7 @@
 -- Watched tables: watch with backfill, the queue drained by biomed_ner_queue_drain (the queue
 -- worker does the same in the background; tests/robustness/queue.sh runs it), update of the
--- text, a delete, a failing row, pause and resume, permissions, unwatch.
+-- text, a delete, a failing row and its retry, pause and resume, a watch without backfill,
+-- permissions, unwatch. A row is pending while its jsonb column is NULL and its text is not.
 \getenv fixture BIOMED_NER_FIXTURE
 SET biomed_ner.model = :'fixture';
 CREATE TABLE watched (id int PRIMARY KEY, body text, entities jsonb, note text);
@@ -15,11 +16,12 @@ SELECT expect_error($$SELECT biomed_ner_unwatch('no_key')$$);
 SELECT biomed_ner_watch('watched', 'body', 'entities');
 SELECT expect_error($$SELECT biomed_ner_watch('watched', 'body', 'entities')$$);
 INSERT INTO watched (id, body) VALUES (4, 'Chest pain with fever.');
-SELECT table_name, pending, done, failed, backfill_pending, paused FROM biomed_ner_queue_status;
+SELECT table_name, pending, done, failed, paused, oldest_pending_age > '0'::interval AS waiting FROM biomed_ner_queue_status;
+SELECT indexdef FROM pg_indexes WHERE tablename = 'watched' AND indexname LIKE '%biomed_ner_pending';
 SELECT biomed_ner_queue_drain('watched') AS annotated;
-SELECT table_name, pending, done, failed, backfill_pending FROM biomed_ner_queue_status;
+SELECT table_name, pending, done, failed, oldest_pending_age FROM biomed_ner_queue_status;
 SELECT id, entities IS NOT NULL AS annotated, same_entities(entities, biomed_ner(body)) AS current FROM watched ORDER BY id;
--- A new text is annotated again; writes of other columns are not queued.
+-- A new text is annotated again; writes of other columns are not.
 UPDATE watched SET body = 'Severe headache and nausea.' WHERE id = 1;
 UPDATE watched SET note = 'seen' WHERE id = 2;
 UPDATE watched SET entities = '[]' WHERE id = 3;
@@ -27,7 +29,7 @@ SELECT pending FROM biomed_ner_queue_status;
 SELECT biomed_ner_queue_drain('watched') AS annotated;
 SELECT id, same_entities(entities, biomed_ner(body)) AS current, entities = '[]' AS kept FROM watched ORDER BY id;
 -- A row changed twice before the queue runs gets the entities of its last text; a row deleted
--- before it runs leaves the queue.
+-- before it runs is gone from the queue.
 UPDATE watched SET body = 'Vomiting.' WHERE id = 2;
 UPDATE watched SET body = 'Vomiting and diarrhoea.' WHERE id = 2;
 UPDATE watched SET body = 'Rash.' WHERE id = 4;
@@ -40,9 +42,31 @@ SET biomed_ner.max_chars = 40;
 INSERT INTO watched (id, body) VALUES (5, repeat('fever ', 10)), (6, 'Cough.');
 SELECT biomed_ner_queue_drain('watched') AS taken_off;
 RESET biomed_ner.max_chars;
-SELECT table_name, key, sqlstate, error FROM biomed_ner_queue_failures;
+SELECT table_name, key, reason, sqlstate, error FROM biomed_ner_queue_failures;
 SELECT id, entities IS NOT NULL AS annotated FROM watched WHERE id IN (5, 6) ORDER BY id;
 SELECT pending, failed, last_error FROM biomed_ner_queue_status;
+-- A failed row stays held in the version that failed: later batches skip it, a retry or a new
+-- write of the row releases it.
+SELECT biomed_ner_queue_drain('watched') AS nothing_pending;
+SELECT biomed_ner_queue_retry('watched') AS released;
+SELECT pending, failed FROM biomed_ner_queue_status;
+SELECT biomed_ner_queue_drain('watched') AS annotated_after_retry;
+SELECT id, same_entities(entities, biomed_ner(body)) AS current FROM watched WHERE id = 5;
+SET biomed_ner.max_chars = 40;
+UPDATE watched SET body = repeat('cough ', 10) WHERE id = 6;
+SELECT biomed_ner_queue_drain('watched') AS failed_again;
+RESET biomed_ner.max_chars;
+UPDATE watched SET body = 'Cough and fever.' WHERE id = 6;
+SELECT pending, failed FROM biomed_ner_queue_status;
+SELECT biomed_ner_queue_drain('watched') AS released_by_the_write;
+SELECT count(*) AS failures FROM biomed_ner_queue_failures;
+-- Setting the jsonb column to NULL asks for the row again; a row inserted with entities is
+-- taken as annotated.
+UPDATE watched SET entities = NULL WHERE id = 6;
+INSERT INTO watched (id, body, entities) VALUES (9, 'Given by the application.', '[]');
+SELECT pending FROM biomed_ner_queue_status;
+SELECT biomed_ner_queue_drain('watched') AS annotated;
+SELECT id, entities FROM watched WHERE id = 9;
 -- Pause and resume.
 SELECT biomed_ner_watch_pause('watched');
 INSERT INTO watched (id, body) VALUES (7, 'Dyspnoea on exertion.');
@@ -50,18 +74,31 @@ SELECT biomed_ner_queue_drain('watched') AS while_paused;
 SELECT paused, pending FROM biomed_ner_queue_status;
 SELECT biomed_ner_watch_resume('watched');
 SELECT biomed_ner_queue_drain('watched') AS after_resume;
--- A write that a trigger of the table skips leaves its row queued (at the back of the queue),
--- neither lost nor holding up the rows behind it; the next batch after the trigger allows it
--- writes it.
+-- A write that a trigger of the table skips leaves its row held as skipped, neither lost nor
+-- coming first in every batch; a retry after the trigger allows it writes it.
 CREATE FUNCTION hold_writes() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RETURN CASE WHEN NEW.note = 'hold' THEN NULL ELSE NEW END; END $$;
 CREATE TRIGGER hold_writes BEFORE UPDATE ON watched FOR EACH ROW EXECUTE FUNCTION hold_writes();
 INSERT INTO watched (id, body, note) VALUES (20, 'Abdominal pain.', 'hold');
 SELECT biomed_ner_queue_drain('watched') AS held;
-SELECT pending, (SELECT entities IS NULL FROM watched WHERE id = 20) AS not_written FROM biomed_ner_queue_status;
+SELECT pending, failed, (SELECT entities IS NULL FROM watched WHERE id = 20) AS not_written FROM biomed_ner_queue_status;
+SELECT key, reason, error FROM biomed_ner_queue_failures;
+SELECT biomed_ner_queue_drain('watched') AS skipped_now;
 DROP TRIGGER hold_writes ON watched;
+SELECT biomed_ner_queue_retry('watched') AS released;
 SELECT biomed_ner_queue_drain('watched') AS after_release;
-SELECT pending, (SELECT same_entities(entities, biomed_ner(body)) FROM watched WHERE id = 20) AS written FROM biomed_ner_queue_status;
+SELECT pending, failed, (SELECT same_entities(entities, biomed_ner(body)) FROM watched WHERE id = 20) AS written FROM biomed_ner_queue_status;
+-- Without backfill: the rows NULL when the table is watched stay so until they are written again.
+CREATE TABLE later (id int PRIMARY KEY, body text, entities jsonb);
+INSERT INTO later (id, body) VALUES (1, 'Old note: fever.'), (2, 'Old note: cough.');
+SELECT biomed_ner_watch('later', 'body', 'entities', backfill => false);
+INSERT INTO later (id, body) VALUES (3, 'New note: rash.');
+SELECT pending, failed FROM biomed_ner_queue_status WHERE table_name = 'later'::regclass;
+SELECT biomed_ner_queue_drain('later') AS annotated;
+UPDATE later SET body = 'Old note, rewritten: cough and fever.' WHERE id = 2;
+SELECT biomed_ner_queue_drain('later') AS annotated;
+SELECT id, entities IS NOT NULL AS annotated FROM later ORDER BY id;
+SELECT biomed_ner_unwatch('later');
 -- Permissions: the queue is the extension's; a watch needs SELECT and TRIGGER on the table and
 -- UPDATE on its jsonb column; only its creator, the table's owner and superusers manage it;
 -- its writes stop when its creator may no longer make them.
@@ -75,7 +112,8 @@ SELECT expect_error($$SELECT biomed_ner_watch('alice_notes', 'body', 'entities')
 SELECT expect_error($$SELECT biomed_ner_unwatch('watched')$$);
 SELECT expect_error($$SELECT biomed_ner_watch_pause('watched')$$);
 SELECT expect_error($$SELECT biomed_ner_queue_drain('watched')$$);
-SELECT expect_error($$INSERT INTO biomed_ner_queue (relid, key) VALUES ('alice_notes'::regclass, '1')$$);
+SELECT expect_error($$INSERT INTO biomed_ner_held (relid, key, row_xmin, reason) VALUES ('alice_notes'::regclass, '1', '1', 'failed')$$);
+SELECT expect_error($$SELECT biomed_ner_queue_retry('watched')$$);
 SELECT expect_error($$SELECT _biomed_ner_drain('watched'::regclass, 10)$$);
 SELECT table_name FROM biomed_ner_queue_status;
 RESET SESSION AUTHORIZATION;
@@ -85,6 +123,16 @@ INSERT INTO alice_notes (id, body) VALUES (1, 'Fever.');
 SELECT biomed_ner_queue_drain('alice_notes') AS annotated;
 SELECT owner FROM biomed_ner_queue_status;
 RESET SESSION AUTHORIZATION;
+-- The held rows of a table are visible to those who may read it, and to no one else.
+INSERT INTO biomed_ner_held (relid, key, row_xmin, reason, error) VALUES ('alice_notes', '1', '1', 'failed', 'a test');
+SET SESSION AUTHORIZATION queue_bob;
+SELECT count(*) AS bob_sees FROM biomed_ner_held WHERE relid = 'alice_notes'::regclass;
+SELECT count(*) AS bob_sees FROM biomed_ner_queue_failures;
+SET SESSION AUTHORIZATION queue_alice;
+SELECT count(*) AS alice_sees FROM biomed_ner_held WHERE relid = 'alice_notes'::regclass;
+SELECT table_name, key, error FROM biomed_ner_queue_failures;
+RESET SESSION AUTHORIZATION;
+DELETE FROM biomed_ner_held WHERE relid = 'alice_notes'::regclass;
 -- The table's own triggers run as the watch's creator, never with the queue's rights.
 CREATE TABLE alice_log (who name);
 CREATE FUNCTION alice_audit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -96,7 +144,7 @@ INSERT INTO alice_notes (id, body) VALUES (3, 'Chest pain.');
 SELECT biomed_ner_queue_drain('alice_notes') AS annotated_by_superuser;
 SELECT who FROM alice_log;
 SELECT last_error FROM biomed_ner_queue_status WHERE table_name = 'alice_notes'::regclass;
--- So do the table's domain checks, when the queue reads keys (backfill, deleted rows).
+-- So do the table's domain checks, when the batch reads its keys.
 CREATE FUNCTION alice_key_ok(k int) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO alice_log VALUES (current_user); RETURN k > 0; END $$;
 ALTER FUNCTION alice_key_ok(int) OWNER TO queue_alice;
@@ -119,13 +167,15 @@ INSERT INTO alice_notes (id, body) VALUES (2, 'Cough.');
 SELECT biomed_ner_queue_drain('alice_notes') AS while_not_allowed;
 SELECT pending, last_error FROM biomed_ner_queue_status WHERE table_name = 'alice_notes'::regclass;
 SELECT id, entities IS NOT NULL AS annotated FROM alice_notes ORDER BY id;
--- Unwatch: triggers and queue gone.
+-- Unwatch: trigger and index gone.
 SELECT biomed_ner_unwatch('watched');
 SELECT biomed_ner_unwatch('alice_notes');
 INSERT INTO watched (id, body) VALUES (8, 'Fatigue.');
 SELECT count(*) AS watches FROM biomed_ner_queue_status;
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgname LIKE 'biomed_ner_watch%';
-DROP TABLE watched, no_key, alice_notes, alice_log, alice_keyed;
+SELECT count(*) AS indexes FROM pg_indexes WHERE indexname LIKE '%biomed_ner_pending%';
+SELECT count(*) AS held FROM biomed_ner_held;
+DROP TABLE watched, no_key, alice_notes, alice_log, alice_keyed, later;
 DROP FUNCTION alice_audit();
 DROP DOMAIN alice_key;
 DROP FUNCTION alice_key_ok(int);
