@@ -256,8 +256,8 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"biomed_ner.queue_batch_size",
-        c"Queued rows a queue worker annotates per transaction.",
-        c"Each batch is one transaction: rows read, annotated in one batched call, written where their text is unchanged, taken off the queue. Server configuration only.",
+        c"Pending rows of a watched table a queue worker annotates per transaction.",
+        c"Each batch is one transaction: pending rows read, annotated in one batched call, written where their text is unchanged. Server configuration only.",
         &QUEUE_BATCH_SIZE,
         1,
         10_000,
@@ -267,7 +267,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"biomed_ner.queue_pause_ms",
         c"Pause of a queue worker after each batch, to throttle a backfill on a busy server.",
-        c"0 works through the queue without pausing. Server configuration only.",
+        c"0 works through the pending rows without pausing. Server configuration only.",
         &QUEUE_PAUSE_MS,
         0,
         60_000,
@@ -277,7 +277,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"biomed_ner.queue_nice",
         c"Scheduling priority (nice value) of the queue's inference.",
-        c"The threads that annotate queued rows run at this nice value, so that on a busy server they take only the CPU that inserts and queries leave: in the inference service a second set of threads that shares its model, in a queue worker without the service the worker's own. 0 runs them like any other work. Server configuration only.",
+        c"The threads that annotate pending rows run at this nice value, so that on a busy server they take only the CPU that inserts and queries leave: in the inference service a second set of threads that shares its model, in a queue worker without the service the worker's own. 0 runs them like any other work. Server configuration only.",
         &QUEUE_NICE,
         0,
         19,

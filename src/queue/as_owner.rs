@@ -1,10 +1,11 @@
 //! Running a batch's reads and writes of a watched table as the watch's creator.
 //!
 //! The batch function runs as the extension's owner (a superuser) so that it may write the
-//! queue; the watched table's own triggers, defaults, domain checks and functions must not run
-//! with those rights, or a table owner could have the queue worker run anything as a superuser.
-//! So every statement that reads or writes the table (the backfill's keys, the batch's lock,
-//! annotation and write, the look for deleted rows) runs as the role that created the watch,
+//! extension's tables; the watched table's own triggers, defaults, domain checks, key type and
+//! functions must not run with those rights, or a table owner could have the queue worker run
+//! anything as a superuser. So every statement that reads or writes the table (the pending rows'
+//! keys, the batch's annotation and write, the look for held and deleted rows, the status
+//! view's counts) runs as the role that created the watch,
 //! as a security-restricted operation (the way VACUUM and ANALYZE act as a table's owner), with
 //! the session's own search_path, and any setting it changes is undone afterwards.
 

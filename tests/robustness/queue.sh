@@ -50,7 +50,10 @@ restart_immediately
 echo "backfill: queue empty $(wait_drained) s after the restart"
 final_state "backfill"
 
-# 2. Immediate stop in the middle of a load: inserts and rewrites of existing texts.
+# 2. Immediate stop in the middle of a load: inserts and rewrites of existing texts. (The watch
+# is at least 16 s old by then, so that its oldest_pending_age, a few seconds read off the queue
+# worker's clock, is told apart from the time since the watch, what it falls back to.)
+while [ "$(sql "SELECT now() - created_at < interval '16 s' FROM biomed_ner_watches")" = t ]; do sleep 1; done
 cat > "$PGDATA_DIR/load.sql" <<EOF
 \set id random(1, $ROWS)
 UPDATE notes SET body = 'Rewritten ' || :id || ': dyspnoea and nausea, ' || (random() * 1000)::int || ' mg' WHERE id = :id;
@@ -60,7 +63,10 @@ chown postgres "$PGDATA_DIR/load.sql"
 (runuser -u postgres -- "$PG_BIN/pgbench" -n -h "$PGDATA_DIR" -p "$PG_PORT" -U postgres -c "$CLIENTS" -T 20 \
     -f "$PGDATA_DIR/load.sql" postgres >"$PGDATA_DIR/load.out" 2>&1 || true) &
 sleep 4
-sql "SELECT 'load: ' || (SELECT count(*) FROM notes) || ' rows, ' || pending || ' pending at the immediate stop' FROM biomed_ner_queue_status"
+sql "SELECT 'load: ' || (SELECT count(*) FROM notes) || ' rows, ' || pending || ' pending at the immediate stop, the oldest for '
+     || oldest_pending_age FROM biomed_ner_queue_status"
+check "load: the oldest pending row's age, from the worker's clock" \
+    "$(sql "SELECT pending > 0 AND oldest_pending_age BETWEEN interval '0' AND interval '12 s' FROM biomed_ner_queue_status")"
 restart_immediately
 wait
 echo "load: queue empty $(wait_drained) s after the restart"
