@@ -80,7 +80,7 @@ CREATE FUNCTION biomed_ner_watch(tab regclass, text_column name, jsonb_column na
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ttype regtype; jtype regtype; key_col name; key_type text; rls boolean; distributed boolean;
-    schema name; index_name name; n int := 0; owner_oid oid; versions text[];
+    schema oid; index_name name; n int := 0; owner_oid oid; versions text[];
 BEGIN
     SELECT atttypid INTO ttype FROM pg_attribute WHERE attrelid = tab AND attname = text_column AND attnum > 0 AND NOT attisdropped;
     SELECT atttypid INTO jtype FROM pg_attribute WHERE attrelid = tab AND attname = jsonb_column AND attnum > 0 AND NOT attisdropped;
@@ -123,11 +123,11 @@ BEGIN
             HINT = 'biomed_ner_unwatch it first to watch other columns.';
     END IF;
     -- The pending rows' index: the queue. PostgreSQL builds it as the table's owner.
-    SELECT c.relnamespace::regnamespace::name INTO schema FROM pg_class c WHERE c.oid = tab;
+    SELECT c.relnamespace INTO schema FROM pg_class c WHERE c.oid = tab;
     LOOP
         index_name := left((SELECT relname FROM pg_class WHERE oid = tab), 40) || '_biomed_ner_pending'
                       || CASE WHEN n > 0 THEN n::text ELSE '' END;
-        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = index_name AND relnamespace = schema::regnamespace);
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = index_name AND relnamespace = schema);
         n := n + 1;
     END LOOP;
     EXECUTE format('CREATE INDEX %I ON %s (%I) WHERE %I IS NULL AND %I IS NOT NULL',
@@ -158,7 +158,8 @@ BEGIN
     SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = tab;
     EXECUTE format('DROP TRIGGER IF EXISTS biomed_ner_watch_update ON %s', tab);
     EXECUTE format('DROP INDEX IF EXISTS %I.%I',
-                   (SELECT relnamespace::regnamespace::name FROM pg_class WHERE oid = tab), w.pending_index);
+                   (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tab),
+                   w.pending_index);
     DELETE FROM @extschema@.biomed_ner_watches WHERE relid = tab;
     DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab;
     DELETE FROM @extschema@.biomed_ner_batches WHERE relid = tab;

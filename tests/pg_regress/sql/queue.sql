@@ -99,6 +99,18 @@ UPDATE later SET body = 'Old note, rewritten: cough and fever.' WHERE id = 2;
 SELECT biomed_ner_queue_drain('later') AS annotated;
 SELECT id, entities IS NOT NULL AS annotated FROM later ORDER BY id;
 SELECT biomed_ner_unwatch('later');
+-- A table in another schema, with names that need quoting.
+CREATE SCHEMA "odd schema";
+CREATE TABLE "odd schema"."Notes ""x""" ("Key" text PRIMARY KEY, "the text" varchar(200), "the entities" jsonb);
+INSERT INTO "odd schema"."Notes ""x""" VALUES ('a', 'Fever.', NULL);
+SELECT biomed_ner_watch('"odd schema"."Notes ""x"""', 'the text', 'the entities');
+SELECT indexname FROM pg_indexes WHERE schemaname = 'odd schema';
+INSERT INTO "odd schema"."Notes ""x""" VALUES ('b', 'Cough.', NULL);
+SELECT biomed_ner_queue_drain('"odd schema"."Notes ""x"""') AS annotated;
+SELECT "Key", same_entities("the entities", biomed_ner("the text")) AS current FROM "odd schema"."Notes ""x""" ORDER BY 1;
+SELECT biomed_ner_unwatch('"odd schema"."Notes ""x"""');
+SELECT count(*) AS indexes_left FROM pg_indexes WHERE schemaname = 'odd schema';
+DROP SCHEMA "odd schema" CASCADE;
 -- Permissions: the queue is the extension's; a watch needs SELECT and TRIGGER on the table and
 -- UPDATE on its jsonb column; only its creator, the table's owner and superusers manage it;
 -- its writes stop when its creator may no longer make them.
