@@ -6,12 +6,13 @@
 -- exist as soon as the 0.2.0 library is loaded.
 \echo Use "ALTER EXTENSION biomed_ner UPDATE TO '0.2.0'" to load this file. \quit
 
--- src/queue/as_owner.rs:20
+-- src/queue/as_owner.rs:23
 -- biomed_ner::queue::as_owner::_biomed_ner_run_as
 CREATE  FUNCTION "_biomed_ner_run_as"(
 	"role" oid, /* pg_sys :: Oid */
 	"query" TEXT, /* & str */
-	"keys" TEXT[] /* Vec < String > */
+	"keys" TEXT[], /* Vec < String > */
+	"writes" bool DEFAULT false /* bool */
 ) RETURNS TEXT[] /* :: std :: option :: Option < Vec < Option < String > > > */
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
@@ -247,9 +248,10 @@ DECLARE
     w @extschema@.biomed_ner_watches;
     versions text[]; keys text[]; done_keys text[]; one text[]; still text[]; gone text[];
     k text; n_held int := 0; st text; msg text; stopped boolean := false;
-    annotate text;
+    pending text; annotate text;
 BEGIN
-    SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = tab FOR UPDATE;
+    -- An idle table costs a read and writes nothing (the worker asks four times a second).
+    SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = tab;
     IF NOT FOUND OR w.paused THEN
         RETURN 0;
     END IF;
@@ -260,20 +262,23 @@ BEGIN
         RETURN 0;
     END IF;
     IF NOT (has_table_privilege(w.owner, tab, 'SELECT') AND has_column_privilege(w.owner, tab, w.jsonb_column, 'UPDATE')) THEN
-        UPDATE @extschema@.biomed_ner_watches SET last_error = format('role %s may no longer read %s or write its column %s; the watch waits',
-            w.owner::regrole, tab::regclass, w.jsonb_column), last_error_at = now() WHERE relid = tab;
+        msg := format('role %s may no longer read %s or write its column %s; the watch waits',
+                      w.owner::regrole, tab::regclass, w.jsonb_column);
+        UPDATE @extschema@.biomed_ner_watches SET last_error = msg, last_error_at = now()
+        WHERE relid = tab AND last_error IS DISTINCT FROM msg;
         RETURN 0;
     END IF;
     -- Every read and write of the watched table runs as the watch's creator
     -- (src/queue/as_owner.rs), so that no function of the table's (a domain's CHECK, a trigger,
     -- the key type's comparison) runs with this one's rights. The pending rows: 'xmin:key'.
-    versions := @extschema@._biomed_ner_run_as(w.owner, format($f$
+    pending := format($f$
         SELECT array_agg(xmin::text || ':' || k) FROM (
             SELECT t.xmin, t.%1$I::text AS k FROM %2$s t WHERE t.%3$I IS NULL AND t.%4$I IS NOT NULL
             AND NOT EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held h
                             WHERE h.relid = %5$s::oid::regclass AND h.key = t.%1$I::text AND h.row_xmin = t.xmin)
             ORDER BY t.%1$I LIMIT %6$s) p$f$,
-        w.key_column, tab::regclass, w.jsonb_column, w.text_column, tab, batch), ARRAY[]::text[]);
+        w.key_column, tab::regclass, w.jsonb_column, w.text_column, tab, batch);
+    versions := @extschema@._biomed_ner_run_as(w.owner, pending, ARRAY[]::text[]);
     IF versions IS NULL THEN
         -- Nothing pending: the failed and skipped rows deleted since leave the failures.
         IF EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held WHERE relid = tab AND reason <> 'not backfilled') THEN
@@ -283,6 +288,16 @@ BEGIN
                 (SELECT array_agg(key) FROM @extschema@.biomed_ner_held WHERE relid = tab AND reason <> 'not backfilled'));
             DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab AND key = ANY (gone);
         END IF;
+        RETURN 0;
+    END IF;
+    -- One batch of a table at a time (the worker's, a session's drain): lock its watch, then read
+    -- the pending rows again, since a batch that held the lock may have written them.
+    SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = tab FOR UPDATE;
+    IF NOT FOUND OR w.paused THEN
+        RETURN 0;
+    END IF;
+    versions := @extschema@._biomed_ner_run_as(w.owner, pending, ARRAY[]::text[]);
+    IF versions IS NULL THEN
         RETURN 0;
     END IF;
     SELECT array_agg(substr(v, strpos(v, ':') + 1)) INTO keys FROM unnest(versions) v;
@@ -298,7 +313,7 @@ BEGIN
                     WHERE t.%1$I = r.k AND t.%2$I::text = r.body AND t.%5$I IS NULL RETURNING t.%1$I::text AS k)
         SELECT array_agg(k) FROM written$f$, w.key_column, w.text_column, tab::regclass, w.key_type, w.jsonb_column);
     BEGIN
-        done_keys := @extschema@._biomed_ner_run_as(w.owner, annotate, keys);
+        done_keys := @extschema@._biomed_ner_run_as(w.owner, annotate, keys, writes => true);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
         IF NOT @extschema@._biomed_ner_row_error(st) THEN
@@ -312,7 +327,7 @@ BEGIN
         done_keys := ARRAY[]::text[];
         FOREACH k IN ARRAY keys LOOP
             BEGIN
-                one := @extschema@._biomed_ner_run_as(w.owner, annotate, ARRAY[k]);
+                one := @extschema@._biomed_ner_run_as(w.owner, annotate, ARRAY[k], writes => true);
                 done_keys := done_keys || coalesce(one, ARRAY[]::text[]);
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
@@ -354,7 +369,7 @@ BEGIN
     RETURN CASE WHEN stopped THEN 0 ELSE cardinality(keys) END;
 END $$;
 REVOKE ALL ON FUNCTION _biomed_ner_drain(oid, int) FROM PUBLIC;
-REVOKE ALL ON FUNCTION _biomed_ner_run_as(oid, text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _biomed_ner_run_as(oid, text, text[], boolean) FROM PUBLIC;
 
 CREATE FUNCTION biomed_ner_queue_drain(tab regclass, max_rows bigint DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

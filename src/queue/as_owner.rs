@@ -17,9 +17,11 @@ use crate::error::raise;
 const FUNCTION: &str = "_biomed_ner_run_as";
 
 /// Runs `query` (one parameter: `keys`; one row with one `text[]` column) as `role`, and
-/// returns that column. Not for PUBLIC (queue.sql revokes it): only the batch function calls it.
+/// returns that column. A query that does not `write` runs read-only and takes no transaction id
+/// (an idle queue worker writes nothing; the status view works on a hot standby). Not for
+/// PUBLIC (queue.sql revokes it): only the extension's SQL functions call it.
 #[pg_extern(volatile, parallel_unsafe)]
-fn _biomed_ner_run_as(role: pg_sys::Oid, query: &str, keys: Vec<String>) -> Option<Vec<Option<String>>> {
+fn _biomed_ner_run_as(role: pg_sys::Oid, query: &str, keys: Vec<String>, writes: default!(bool, false)) -> Option<Vec<Option<String>>> {
     let (mut user, mut context) = (pg_sys::Oid::INVALID, 0);
     // Safety: switches the current user for this statement, as PostgreSQL's maintenance
     // commands do; an error on the way is undone by the (sub)transaction's abort, which
@@ -32,13 +34,26 @@ fn _biomed_ner_run_as(role: pg_sys::Oid, query: &str, keys: Vec<String>) -> Opti
         );
         pg_sys::NewGUCNestLevel()
     };
+    // The role's own search_path, as in its own sessions (the batch function's is restricted to
+    // pg_catalog); undone with the other settings afterwards.
+    // Safety: GUC calls in a transaction; the reset value is a string the GUC code owns, and the
+    // setting is saved at the nest level opened above.
+    unsafe {
+        let reset = pg_sys::GetConfigOptionResetString(c"search_path".as_ptr());
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            reset,
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pg_sys::PGERROR as i32,
+            false,
+        );
+    }
     let result = Spi::connect_mut(|client| {
-        // The role's own search_path, as in its own sessions (the batch function's is
-        // restricted to pg_catalog); undone with the other settings afterwards.
-        client.update("RESET search_path", None, &[])?;
-        client
-            .update(query, None, &[keys.into()])
-            .and_then(|table| table.first().get_one::<Vec<Option<String>>>())
+        let table = if writes { client.update(query, None, &[keys.into()]) } else { client.select(query, None, &[keys.into()]) };
+        table.and_then(|table| table.first().get_one::<Vec<Option<String>>>())
     });
     // Safety: restores what was saved above.
     unsafe {

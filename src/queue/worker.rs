@@ -103,6 +103,18 @@ pub extern "C-unwind" fn biomed_ner_queue_launcher_main(_arg: pg_sys::Datum) {
     }
 }
 
+/// One value of a query run read-only: pgrx's `Spi::get_one` takes a transaction id, which would
+/// make every round of an idle worker a write. (A function the query calls may still write: the
+/// batch function does, when it has rows.)
+fn read_one<T: pgrx::FromDatum + pgrx::IntoDatum>(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<T> {
+    Spi::connect(|client| client.select(query, Some(1), args).and_then(|rows| rows.first().get_one::<T>())).ok().flatten()
+}
+
+/// Two values of a query run read-only.
+fn read_two<A: pgrx::FromDatum + pgrx::IntoDatum, B: pgrx::FromDatum + pgrx::IntoDatum>(query: &str) -> Option<(Option<A>, Option<B>)> {
+    Spi::connect(|client| client.select(query, Some(1), &[]).and_then(|rows| rows.first().get_two::<A, B>())).ok()
+}
+
 fn report_activity(what: &str) {
     let text = CString::new(what).unwrap_or_default();
     // Safety: copies the string into this backend's activity slot.
@@ -144,15 +156,12 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
         // The watched tables, the schema of the extension (None: not installed here), and a
         // reading of the clock.
         let (schema, tables, reading) = BackgroundWorker::transaction(|| {
-            let reading: Option<Reading> = Spi::get_two(
-                "SELECT pg_snapshot_xmax(pg_current_snapshot())::text, clock_timestamp()",
-            )
-            .ok()
-            .and_then(|(x, t)| Some((x?, t?)));
-            let schema: Option<String> = Spi::get_one(
+            let reading: Option<Reading> = read_two("SELECT pg_snapshot_xmax(pg_current_snapshot())::text, clock_timestamp()")
+                .and_then(|(x, t)| Some((x?, t?)));
+            let schema: Option<String> = read_one(
                 "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'biomed_ner'",
-            )
-            .unwrap_or(None);
+                &[],
+            );
             let Some(schema) = schema else { return (None, Vec::new(), reading) };
             let query = format!(
                 "SELECT w.relid::oid, w.relid::text FROM {s}.biomed_ner_watches w WHERE NOT w.paused ORDER BY w.relid",
@@ -166,12 +175,9 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
                     })
                     .unwrap_or_default()
             });
-            let watched: bool = Spi::get_one(&format!(
-                "SELECT EXISTS (SELECT 1 FROM {}.biomed_ner_watches)",
-                spi::quote_identifier(&schema)
-            ))
-            .unwrap_or(None)
-            .unwrap_or(false);
+            let watched: bool =
+                read_one(&format!("SELECT EXISTS (SELECT 1 FROM {}.biomed_ner_watches)", spi::quote_identifier(&schema)), &[])
+                    .unwrap_or(false);
             (Some(schema), if watched { tables } else { Vec::new() }, if watched { reading } else { None })
         });
         let Some(schema) = schema else {
@@ -184,11 +190,10 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
         for (relid, name) in tables {
             report_activity(&format!("biomed_ner queue: annotating {name}"));
             let done: i32 = BackgroundWorker::transaction(|| {
-                Spi::get_one_with_args(
+                read_one(
                     &format!("SELECT {}._biomed_ner_drain($1, $2)", spi::quote_identifier(&schema)),
                     &[relid.into(), (gucs::queue_batch_size() as i32).into()],
                 )
-                .unwrap_or(None)
                 .unwrap_or(0)
             });
             worked |= done > 0;
