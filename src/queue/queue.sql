@@ -212,7 +212,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     w @extschema@.biomed_ner_watches;
     versions text[]; keys text[]; done_keys text[]; one text[]; still text[]; gone text[];
-    k text; n_held int := 0; st text; msg text; stopped boolean := false;
+    failed_keys text[] := ARRAY[]::text[]; k text; st text; msg text; stopped boolean := false;
     pending text; annotate text;
 BEGIN
     -- An idle table costs a read and writes nothing (the worker asks four times a second).
@@ -305,7 +305,7 @@ BEGIN
                 WHERE substr(v, strpos(v, ':') + 1) = k
                 ON CONFLICT (relid, key) DO UPDATE SET row_xmin = excluded.row_xmin, reason = excluded.reason,
                     sqlstate = excluded.sqlstate, error = excluded.error, held_at = now();
-                n_held := n_held + 1;
+                failed_keys := failed_keys || k;
             END;
         END LOOP;
     END;
@@ -313,11 +313,11 @@ BEGIN
     -- Rows neither written nor failed: deleted or changed meanwhile (nothing to do: a changed
     -- row is pending in its new version), or, still pending in the very version read, skipped
     -- by a trigger of the table: held, so that they do not come first in every batch.
-    IF NOT stopped AND cardinality(done_keys) + n_held < cardinality(keys) THEN
+    IF NOT stopped AND cardinality(done_keys) + cardinality(failed_keys) < cardinality(keys) THEN
         still := @extschema@._biomed_ner_run_as(w.owner,
             format('SELECT array_agg(xmin::text || '':'' || %1$I::text) FROM %2$s WHERE %1$I = ANY($1::%3$s[]) AND %4$I IS NULL',
                    w.key_column, tab::regclass, w.key_type, w.jsonb_column),
-            (SELECT array_agg(x) FROM unnest(keys) x WHERE x <> ALL (done_keys)));
+            (SELECT array_agg(x) FROM unnest(keys) x WHERE x <> ALL (done_keys) AND x <> ALL (failed_keys)));
         INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, reason, error)
         SELECT tab, substr(v, strpos(v, ':') + 1), split_part(v, ':', 1)::xid, 'skipped',
                'the write of its entities was skipped by a trigger of the table'

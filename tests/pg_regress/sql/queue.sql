@@ -79,15 +79,19 @@ SELECT biomed_ner_queue_drain('watched') AS after_resume;
 CREATE FUNCTION hold_writes() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RETURN CASE WHEN NEW.note = 'hold' THEN NULL ELSE NEW END; END $$;
 CREATE TRIGGER hold_writes BEFORE UPDATE ON watched FOR EACH ROW EXECUTE FUNCTION hold_writes();
-INSERT INTO watched (id, body, note) VALUES (20, 'Abdominal pain.', 'hold');
+-- In the same batch, a row that fails keeps its own reason.
+INSERT INTO watched (id, body, note) VALUES (20, 'Abdominal pain.', 'hold'), (21, repeat('nausea ', 10), NULL);
+SET biomed_ner.max_chars = 40;
 SELECT biomed_ner_queue_drain('watched') AS held;
+RESET biomed_ner.max_chars;
 SELECT pending, failed, (SELECT entities IS NULL FROM watched WHERE id = 20) AS not_written FROM biomed_ner_queue_status;
-SELECT key, reason, error FROM biomed_ner_queue_failures;
+SELECT key, reason, sqlstate, error FROM biomed_ner_queue_failures ORDER BY key;
 SELECT biomed_ner_queue_drain('watched') AS skipped_now;
 DROP TRIGGER hold_writes ON watched;
 SELECT biomed_ner_queue_retry('watched') AS released;
 SELECT biomed_ner_queue_drain('watched') AS after_release;
-SELECT pending, failed, (SELECT same_entities(entities, biomed_ner(body)) FROM watched WHERE id = 20) AS written FROM biomed_ner_queue_status;
+SELECT pending, failed, (SELECT bool_and(same_entities(entities, biomed_ner(body))) FROM watched WHERE id IN (20, 21)) AS written
+FROM biomed_ner_queue_status;
 -- Without backfill: the rows NULL when the table is watched stay so until they are written again.
 CREATE TABLE later (id int PRIMARY KEY, body text, entities jsonb);
 INSERT INTO later (id, body) VALUES (1, 'Old note: fever.'), (2, 'Old note: cough.');
