@@ -92,6 +92,13 @@ BEGIN
         RAISE EXCEPTION 'biomed_ner_watch reads a text (or varchar) column and writes a jsonb column; "%" is %, "%" is %',
             text_column, ttype, jsonb_column, jtype USING ERRCODE = '42804';
     END IF;
+    -- A row is pending while its jsonb column is NULL: a column that cannot be NULL, or that new
+    -- rows fill by default, would make the watch's trigger fail updates or leave new rows alone.
+    IF (SELECT attnotnull OR atthasdef FROM pg_attribute WHERE attrelid = tab AND attname = jsonb_column) THEN
+        RAISE EXCEPTION 'column "%" of table % is NOT NULL or has a default, so its rows can never be pending', jsonb_column, tab
+            USING ERRCODE = '55000',
+            HINT = 'A watched table''s rows wait for their entities with a NULL jsonb column: ALTER TABLE ... ALTER COLUMN ... DROP NOT NULL, DROP DEFAULT.';
+    END IF;
     SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO key_col, key_type
     FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
     WHERE i.indrelid = tab AND i.indisprimary AND i.indnkeyatts = 1;

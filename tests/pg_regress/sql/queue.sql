@@ -12,6 +12,11 @@ SELECT expect_error($$SELECT biomed_ner_watch('watched', 'entities', 'body')$$);
 CREATE TABLE no_key (body text, entities jsonb);
 SELECT expect_error($$SELECT biomed_ner_watch('no_key', 'body', 'entities')$$);
 SELECT expect_error($$SELECT biomed_ner_unwatch('no_key')$$);
+CREATE TABLE filled (id int PRIMARY KEY, body text, entities jsonb NOT NULL DEFAULT '[]');
+SELECT expect_error($$SELECT biomed_ner_watch('filled', 'body', 'entities')$$);
+ALTER TABLE filled ALTER COLUMN entities DROP NOT NULL;
+SELECT expect_error($$SELECT biomed_ner_watch('filled', 'body', 'entities')$$);
+DROP TABLE filled;
 -- Watch, with backfill of the rows whose jsonb column is NULL.
 SELECT biomed_ner_watch('watched', 'body', 'entities');
 SELECT expect_error($$SELECT biomed_ner_watch('watched', 'body', 'entities')$$);
