@@ -108,6 +108,24 @@ UPDATE later SET body = 'Old note, rewritten: cough and fever.' WHERE id = 2;
 SELECT biomed_ner_queue_drain('later') AS annotated;
 SELECT id, entities IS NOT NULL AS annotated FROM later ORDER BY id;
 SELECT biomed_ner_unwatch('later');
+-- A partitioned table: the index and the trigger reach every partition.
+CREATE TABLE parted (id int PRIMARY KEY, body text, entities jsonb) PARTITION BY RANGE (id);
+CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (100);
+CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (100) TO (200);
+INSERT INTO parted (id, body) VALUES (1, 'Fever.'), (150, 'Cough.');
+SELECT biomed_ner_watch('parted', 'body', 'entities');
+SELECT count(*) AS partial_indexes FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+WHERE c.relname LIKE 'parted%' AND i.indpred IS NOT NULL;
+INSERT INTO parted (id, body) VALUES (2, 'Rash.');
+SELECT biomed_ner_queue_drain('parted') AS annotated;
+UPDATE parted SET body = 'Chest pain.' WHERE id = 150;
+SELECT pending FROM biomed_ner_queue_status WHERE table_name = 'parted'::regclass;
+SELECT biomed_ner_queue_drain('parted') AS annotated;
+SELECT id, same_entities(entities, biomed_ner(body)) AS current FROM parted ORDER BY id;
+SELECT biomed_ner_unwatch('parted');
+SELECT count(*) AS partial_indexes_left FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+WHERE c.relname LIKE 'parted%' AND i.indpred IS NOT NULL;
+DROP TABLE parted;
 -- A table in another schema, with names that need quoting.
 CREATE SCHEMA "odd schema";
 CREATE TABLE "odd schema"."Notes ""x""" ("Key" text PRIMARY KEY, "the text" varchar(200), "the entities" jsonb);
