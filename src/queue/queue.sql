@@ -385,11 +385,13 @@ BEGIN
     END IF;
 END $$;
 
--- The queue worker's reading of the clock, kept when it found work (src/queue/worker.rs).
+-- The queue worker's reading of the clock (src/queue/worker.rs); the readings older than a day
+-- go, a hundred at most at a time, through the key (readings are in the order of their ids).
 CREATE FUNCTION _biomed_ner_clock_tick(xid xid8, at timestamptz) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO @extschema@.biomed_ner_clock VALUES (xid, at) ON CONFLICT DO NOTHING;
-    DELETE FROM @extschema@.biomed_ner_clock WHERE at < now() - interval '1 day';
+    DELETE FROM @extschema@.biomed_ner_clock WHERE xid IN (
+        SELECT c.xid FROM @extschema@.biomed_ner_clock c ORDER BY c.xid LIMIT 100) AND at < now() - interval '1 day';
 $$;
 REVOKE ALL ON FUNCTION _biomed_ner_clock_tick(xid8, timestamptz) FROM PUBLIC;
 

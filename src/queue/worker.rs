@@ -12,9 +12,10 @@
 //!
 //! It also keeps the queue's clock (`biomed_ner_clock`, for the status view's oldest pending
 //! age): at every round it reads the cluster's next transaction id and the time, and writes the
-//! reading of the round before whenever a round finds work (so a row that arrived while it slept
-//! is dated to within one nap), and one reading a minute otherwise while its database has
-//! watches; an idle server is not written to more often than that.
+//! reading of the idle round before when a round finds work (so a row that arrived while it slept
+//! is dated to within one nap), a reading a second at most while rounds find work, and one a
+//! minute otherwise while its database has watches; an idle server is not written to more often
+//! than that.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -31,6 +32,8 @@ const NAPTIME: Duration = Duration::from_millis(250);
 const NO_EXTENSION_NAPTIME: Duration = Duration::from_secs(1);
 /// How often it writes a reading of the clock when no round finds work.
 const CLOCK_IDLE_TICK: Duration = Duration::from_secs(60);
+/// How often at most while rounds find work.
+const CLOCK_BUSY_TICK: Duration = Duration::from_secs(1);
 
 /// A reading of the clock: the cluster's next transaction id (xid8, as text) and the time.
 type Reading = (String, pgrx::datum::TimestampWithTimeZone);
@@ -151,6 +154,7 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
     crate::backend::set_background(gucs::queue_nice());
     let mut previous: Option<Reading> = None;
     let mut last_tick = std::time::Instant::now() - CLOCK_IDLE_TICK;
+    let mut busy_before = false;
     loop {
         report_idle();
         // The watched tables, the schema of the extension (None: not installed here), and a
@@ -201,17 +205,19 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
                 return;
             }
         }
-        // The clock: the reading before this round when it found work (rows found now arrived
-        // after it), and this round's when a round last wrote one a minute ago.
+        // The clock: when a round finds work after an idle one, the idle round's reading (the
+        // rows found arrived after it); while busy, this round's at most once a second; while
+        // idle, one a minute.
         let mut ticks: Vec<Reading> = Vec::new();
-        if worked {
+        if worked && !busy_before {
             ticks.extend(previous.take());
         }
         if let Some(r) = &reading {
-            if worked || last_tick.elapsed() >= CLOCK_IDLE_TICK {
+            if last_tick.elapsed() >= if worked { CLOCK_BUSY_TICK } else { CLOCK_IDLE_TICK } {
                 ticks.push(r.clone());
             }
         }
+        busy_before = worked;
         if !ticks.is_empty() {
             last_tick = std::time::Instant::now();
             BackgroundWorker::transaction(|| {

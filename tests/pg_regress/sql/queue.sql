@@ -126,6 +126,11 @@ SELECT biomed_ner_unwatch('parted');
 SELECT count(*) AS partial_indexes_left FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
 WHERE c.relname LIKE 'parted%' AND i.indpred IS NOT NULL;
 DROP TABLE parted;
+-- The queue worker's clock keeps a day of readings.
+INSERT INTO biomed_ner_clock VALUES ('5', now() - interval '2 days'), ('6', now() - interval '1 hour');
+SELECT _biomed_ner_clock_tick('7', now());
+SELECT xid FROM biomed_ner_clock ORDER BY xid;
+DELETE FROM biomed_ner_clock;
 -- A table in another schema, with names that need quoting.
 CREATE SCHEMA "odd schema";
 CREATE TABLE "odd schema"."Notes ""x""" ("Key" text PRIMARY KEY, "the text" varchar(200), "the entities" jsonb);
