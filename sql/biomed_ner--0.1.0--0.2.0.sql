@@ -111,11 +111,28 @@ BEGIN
     END IF;
 END $$;
 
+-- The pending rows of a watch's table, as `FROM ... WHERE ...` over alias t: the jsonb column
+-- NULL and the text not (the pending index's predicate, so that the index serves), and not held
+-- in that version. For the queries run as the watch's creator (src/queue/as_owner.rs).
+CREATE FUNCTION _biomed_ner_pending_rows(w @extschema@.biomed_ner_watches) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format($f$FROM %2$s t WHERE t.%3$I IS NULL AND t.%4$I IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held h
+                        WHERE h.relid = %5$s::oid::regclass AND h.key = t.%1$I::text AND h.row_xmin = t.xmin)$f$,
+        w.key_column, w.relid, w.jsonb_column, w.text_column, w.relid::oid)
+$$;
+
+-- Row versions as the batch's queries return them, 'xmin:key', taken apart.
+CREATE FUNCTION _biomed_ner_versions(versions text[]) RETURNS TABLE (v text, key text, row_xmin xid)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v, substr(v, strpos(v, ':') + 1), split_part(v, ':', 1)::xid FROM unnest(versions) v
+$$;
+
 CREATE FUNCTION biomed_ner_watch(tab regclass, text_column name, jsonb_column name, backfill boolean DEFAULT true)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ttype regtype; jtype regtype; key_col name; key_type text; rls boolean; distributed boolean;
-    schema oid; index_name name; n int := 0; owner_oid oid; versions text[];
+    schema oid; index_name name; n int := 0; owner_oid oid; versions text[]; w @extschema@.biomed_ner_watches;
 BEGIN
     SELECT atttypid INTO ttype FROM pg_attribute WHERE attrelid = tab AND attname = text_column AND attnum > 0 AND NOT attisdropped;
     SELECT atttypid INTO jtype FROM pg_attribute WHERE attrelid = tab AND attname = jsonb_column AND attnum > 0 AND NOT attisdropped;
@@ -180,15 +197,15 @@ BEGIN
                    text_column, tab, text_column, text_column, jsonb_column, jsonb_column);
     owner_oid := (SELECT oid FROM pg_roles WHERE rolname = session_user);
     INSERT INTO @extschema@.biomed_ner_watches (relid, text_column, jsonb_column, key_column, key_type, pending_index, owner)
-    VALUES (tab, text_column, jsonb_column, key_col, key_type, index_name, owner_oid);
+    VALUES (tab, text_column, jsonb_column, key_col, key_type, index_name, owner_oid)
+    RETURNING * INTO w;
     IF NOT backfill THEN
         -- The rows pending now stay as they are until they are written again.
         versions := @extschema@._biomed_ner_run_as(owner_oid,
-            format('SELECT array_agg(xmin::text || '':'' || %1$I::text) FROM %2$s WHERE %3$I IS NULL AND %4$I IS NOT NULL',
-                   key_col, tab, jsonb_column, text_column),
+            format('SELECT array_agg(t.xmin::text || '':'' || t.%I::text) %s', key_col, @extschema@._biomed_ner_pending_rows(w)),
             ARRAY[]::text[]);
         INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, reason)
-        SELECT tab, substr(v, strpos(v, ':') + 1), split_part(v, ':', 1)::xid, 'not backfilled' FROM unnest(versions) v;
+        SELECT tab, x.key, x.row_xmin, 'not backfilled' FROM @extschema@._biomed_ner_versions(versions) x;
     END IF;
 END $$;
 
@@ -278,13 +295,8 @@ BEGIN
     -- Every read and write of the watched table runs as the watch's creator
     -- (src/queue/as_owner.rs), so that no function of the table's (a domain's CHECK, a trigger,
     -- the key type's comparison) runs with this one's rights. The pending rows: 'xmin:key'.
-    pending := format($f$
-        SELECT array_agg(xmin::text || ':' || k) FROM (
-            SELECT t.xmin, t.%1$I::text AS k FROM %2$s t WHERE t.%3$I IS NULL AND t.%4$I IS NOT NULL
-            AND NOT EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held h
-                            WHERE h.relid = %5$s::oid::regclass AND h.key = t.%1$I::text AND h.row_xmin = t.xmin)
-            ORDER BY t.%1$I LIMIT %6$s) p$f$,
-        w.key_column, tab::regclass, w.jsonb_column, w.text_column, tab, batch);
+    pending := format('SELECT array_agg(xmin::text || '':'' || k) FROM (SELECT t.xmin, t.%1$I::text AS k %2$s ORDER BY t.%1$I LIMIT %3$s) p',
+                      w.key_column, @extschema@._biomed_ner_pending_rows(w), batch);
     versions := @extschema@._biomed_ner_run_as(w.owner, pending, ARRAY[]::text[]);
     IF versions IS NULL THEN
         -- Nothing pending: the failed and skipped rows deleted since leave the failures.
@@ -307,7 +319,7 @@ BEGIN
     IF versions IS NULL THEN
         RETURN 0;
     END IF;
-    SELECT array_agg(substr(v, strpos(v, ':') + 1)) INTO keys FROM unnest(versions) v;
+    SELECT array_agg(x.key) INTO keys FROM @extschema@._biomed_ner_versions(versions) x;
     -- Read the rows, annotate their text in one batched call, write each result where the text
     -- is still the one annotated and the column still NULL (the UPDATE re-checks both on the
     -- row's latest version).
@@ -343,8 +355,8 @@ BEGIN
                 stopped := NOT @extschema@._biomed_ner_row_error(st);
                 EXIT WHEN stopped;
                 INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, reason, sqlstate, error)
-                SELECT tab, k, split_part(v, ':', 1)::xid, 'failed', st, msg FROM unnest(versions) v
-                WHERE substr(v, strpos(v, ':') + 1) = k
+                SELECT tab, k, x.row_xmin, 'failed', st, msg FROM @extschema@._biomed_ner_versions(versions) x
+                WHERE x.key = k
                 ON CONFLICT (relid, key) DO UPDATE SET row_xmin = excluded.row_xmin, reason = excluded.reason,
                     sqlstate = excluded.sqlstate, error = excluded.error, held_at = now();
                 failed_keys := failed_keys || k;
@@ -361,9 +373,8 @@ BEGIN
                    w.key_column, tab::regclass, w.key_type, w.jsonb_column),
             (SELECT array_agg(x) FROM unnest(keys) x WHERE x <> ALL (done_keys) AND x <> ALL (failed_keys)));
         INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, reason, error)
-        SELECT tab, substr(v, strpos(v, ':') + 1), split_part(v, ':', 1)::xid, 'skipped',
-               'the write of its entities was skipped by a trigger of the table'
-        FROM unnest(versions) v WHERE v = ANY (still)
+        SELECT tab, x.key, x.row_xmin, 'skipped', 'the write of its entities was skipped by a trigger of the table'
+        FROM @extschema@._biomed_ner_versions(versions) x WHERE x.v = ANY (still)
         ON CONFLICT (relid, key) DO UPDATE SET row_xmin = excluded.row_xmin, reason = excluded.reason,
             sqlstate = NULL, error = excluded.error, held_at = now();
     END IF;
@@ -403,11 +414,9 @@ BEGIN
        OR NOT has_table_privilege(session_user, tab, 'SELECT') OR NOT has_table_privilege(w.owner, tab, 'SELECT') THEN
         RETURN;
     END IF;
-    counts := @extschema@._biomed_ner_run_as(w.owner, format($f$
-        SELECT ARRAY[count(*)::text, max(age(t.xmin))::text] FROM %2$s t WHERE t.%3$I IS NULL AND t.%4$I IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held h
-                        WHERE h.relid = %5$s::oid::regclass AND h.key = t.%1$I::text AND h.row_xmin = t.xmin)$f$,
-        w.key_column, tab::regclass, w.jsonb_column, w.text_column, tab), ARRAY[]::text[]);
+    counts := @extschema@._biomed_ner_run_as(w.owner,
+        format('SELECT ARRAY[count(*)::text, max(age(t.xmin))::text] %s', @extschema@._biomed_ner_pending_rows(w)),
+        ARRAY[]::text[]);
     pending := counts[1]::bigint;
     IF pending > 0 THEN
         -- The oldest pending version's transaction id, from its age.

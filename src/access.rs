@@ -42,17 +42,10 @@ pub fn may_read_server_files() -> bool {
 /// Whether `biomed_ner.model`'s current value comes from the server's configuration (a
 /// default, `postgresql.conf`, `ALTER SYSTEM`, the command line) rather than from a session,
 /// role or database setting.
-///
-/// A read-only query (pgrx's `Spi::get_one` would take a transaction id, which a parallel worker
-/// or a hot standby cannot: the first call of an ordinary role there would fail).
+/// Read-only ([`crate::spi_read`]): it runs in parallel workers and on hot standbys too.
 fn model_set_by_server() -> bool {
-    let source: Option<String> = pgrx::spi::Spi::connect(|client| {
-        client
-            .select("SELECT source FROM pg_catalog.pg_settings WHERE name = 'biomed_ner.model'", Some(1), &[])
-            .and_then(|rows| rows.first().get_one::<String>())
-    })
-    .ok()
-    .flatten();
+    let source: Option<String> =
+        crate::spi_read::read_one("SELECT source FROM pg_catalog.pg_settings WHERE name = 'biomed_ner.model'", &[]);
     matches!(source.as_deref(), Some("default" | "configuration file" | "command line" | "environment variable"))
 }
 

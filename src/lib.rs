@@ -15,6 +15,7 @@ mod error;
 mod gucs;
 mod queue;
 mod service;
+mod spi_read;
 mod trigger;
 
 pgrx::pg_module_magic!();

@@ -25,6 +25,7 @@ use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTi
 use pgrx::prelude::*;
 
 use crate::gucs;
+use crate::spi_read::{read_one, read_two};
 
 /// How long an idle queue worker sleeps before it looks at the queue again.
 const NAPTIME: Duration = Duration::from_millis(250);
@@ -106,18 +107,6 @@ pub extern "C-unwind" fn biomed_ner_queue_launcher_main(_arg: pg_sys::Datum) {
     }
 }
 
-/// One value of a query run read-only: pgrx's `Spi::get_one` takes a transaction id, which would
-/// make every round of an idle worker a write. (A function the query calls may still write: the
-/// batch function does, when it has rows.)
-fn read_one<T: pgrx::FromDatum + pgrx::IntoDatum>(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<T> {
-    Spi::connect(|client| client.select(query, Some(1), args).and_then(|rows| rows.first().get_one::<T>())).ok().flatten()
-}
-
-/// Two values of a query run read-only.
-fn read_two<A: pgrx::FromDatum + pgrx::IntoDatum, B: pgrx::FromDatum + pgrx::IntoDatum>(query: &str) -> Option<(Option<A>, Option<B>)> {
-    Spi::connect(|client| client.select(query, Some(1), &[]).and_then(|rows| rows.first().get_two::<A, B>())).ok()
-}
-
 fn report_activity(what: &str) {
     let text = CString::new(what).unwrap_or_default();
     // Safety: copies the string into this backend's activity slot.
@@ -167,22 +156,25 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
                 &[],
             );
             let Some(schema) = schema else { return (None, Vec::new(), reading) };
+            // Every watch: the paused ones keep the clock going, the others are drained.
             let query = format!(
-                "SELECT w.relid::oid, w.relid::text FROM {s}.biomed_ner_watches w WHERE NOT w.paused ORDER BY w.relid",
-                s = spi::quote_identifier(&schema)
+                "SELECT w.relid::oid, w.relid::text, w.paused FROM {}.biomed_ner_watches w ORDER BY w.relid",
+                spi::quote_identifier(&schema)
             );
-            let tables: Vec<(pg_sys::Oid, String)> = Spi::connect(|client| {
+            let watches: Vec<(pg_sys::Oid, String, bool)> = Spi::connect(|client| {
                 client
                     .select(&query, None, &[])
                     .map(|rows| {
-                        rows.filter_map(|r| Some((r.get::<pg_sys::Oid>(1).ok()??, r.get::<String>(2).ok()??))).collect()
+                        rows.filter_map(|r| {
+                            Some((r.get::<pg_sys::Oid>(1).ok()??, r.get::<String>(2).ok()??, r.get::<bool>(3).ok()??))
+                        })
+                        .collect()
                     })
                     .unwrap_or_default()
             });
-            let watched: bool =
-                read_one(&format!("SELECT EXISTS (SELECT 1 FROM {}.biomed_ner_watches)", spi::quote_identifier(&schema)), &[])
-                    .unwrap_or(false);
-            (Some(schema), if watched { tables } else { Vec::new() }, if watched { reading } else { None })
+            let reading = if watches.is_empty() { None } else { reading };
+            let tables = watches.into_iter().filter(|(_, _, paused)| !paused).map(|(relid, name, _)| (relid, name)).collect();
+            (Some(schema), tables, reading)
         });
         let Some(schema) = schema else {
             if !sleep(NO_EXTENSION_NAPTIME) {
