@@ -14,10 +14,13 @@
 # of samples taken each second of the measured part), the first call on a fresh connection, and
 # one note in a warm session.
 #   bench/service_bench.sh DIR [CLIENTS] [MEASURE] [WARMUP]     DIR from bench/make_base_model.py
+# DTYPE=int8 (or f16, bf16) runs both sides in that dtype (biomed_ner.dtype); f32 by default.
+# SERVICE_CONF: more lines for the service's postgresql.conf (biomed_ner.workers = 2, say);
+# SIDES=service (or backend) runs one side only.
 # Run as root after `cargo pgrx install --release`. TOKENS_PER_NOTE (average tokens of the
 # sentences, special tokens included) is read from DIR/tokens_per_note if there.
 set -euo pipefail
-DIR=$(realpath "$1"); CLIENTS=${2:-8}; MEASURE=${3:-30}; WARMUP=${4:-15}
+DIR=$(realpath "$1"); CLIENTS=${2:-8}; MEASURE=${3:-30}; WARMUP=${4:-15}; DTYPE=${DTYPE:-f32}; SIDES=${SIDES:-backend service}
 cd "$(dirname "$0")/.."
 . scripts/cluster.sh
 chmod -R a+rX "$DIR"
@@ -25,7 +28,7 @@ TOKENS=$(cat "$DIR/tokens_per_note" 2>/dev/null || echo 0)
 WORK=$(mktemp -d /tmp/biomed-ner-service-bench.XXXXXX); chmod 777 "$WORK"
 NOTE='A 48-year-old female presented with vaginal bleeding and abnormal Pap smears.'
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo), $(lscpu | sed -n 's/^Model name: *//p')"
-echo "clients $CLIENTS, warm-up $WARMUP s, measured $MEASURE s, tokens per note $TOKENS"
+echo "clients $CLIENTS, warm-up $WARMUP s, measured $MEASURE s, tokens per note $TOKENS, dtype $DTYPE"
 
 # Sum of PSS (kB) of the postmaster and all its descendants.
 cluster_pss() {
@@ -86,8 +89,10 @@ first_call() { # LABEL: the first call on each of 3 fresh connections (ms)
     echo "$label one note in a warm session, mean of 20: $(python3 -c "print(round($warm / 20, 1))") ms"
 }
 
+if [[ " $SIDES " == *" backend "* ]]; then
 echo "== per-backend models (not preloaded)"
-CLUSTER_THREADS=$(nproc) CLUSTER_CONF="biomed_ner.model = '$DIR/model'" start_cluster 54371
+CLUSTER_THREADS=$(nproc) CLUSTER_CONF="biomed_ner.model = '$DIR/model'
+biomed_ner.dtype = '$DTYPE'" start_cluster 54371
 setup_db
 first_call "backend"
 run "backend, threads $(nproc) per backend: SELECT" select.sql
@@ -95,9 +100,13 @@ run "backend, threads $(nproc) per backend: INSERT+trigger" insert.sql
 run "backend, threads 1 per backend: SELECT" select.sql biomed_ner.threads=1
 run "backend, threads 1 per backend: INSERT+trigger" insert.sql biomed_ner.threads=1
 stop_cluster; PGDATA_DIR=
+fi
 
-echo "== shared inference service (preloaded)"
-CLUSTER_THREADS=$(nproc) CLUSTER_CONF="biomed_ner.model = '$DIR/model'" start_cluster 54372 -c shared_preload_libraries=biomed_ner
+[[ " $SIDES " == *" service "* ]] || { rm -rf "$WORK"; exit 0; }
+echo "== shared inference service (preloaded)${SERVICE_CONF:+: $(echo $SERVICE_CONF)}"
+CLUSTER_THREADS=$(nproc) CLUSTER_CONF="biomed_ner.model = '$DIR/model'
+biomed_ner.dtype = '$DTYPE'
+${SERVICE_CONF:-}" start_cluster 54372 -c shared_preload_libraries=biomed_ner
 for _ in $(seq 600); do
     [ "$(cluster_psql -d postgres -Atc "SELECT biomed_ner_service()->>'state'" 2>/dev/null)" = ready ] && break; sleep 0.1
 done
@@ -108,8 +117,8 @@ for _ in 1 2 3; do
 done
 echo "service status round trip on a fresh connection (connect, ask, answer; no inference): ${times[*]} ms"
 first_call "service"
-run "service, $(nproc) threads: SELECT" select.sql
-run "service, $(nproc) threads: INSERT+trigger" insert.sql
+run "service: SELECT" select.sql
+run "service: INSERT+trigger" insert.sql
 cluster_psql -d postgres -Atc "SELECT 'service: ' || (s->>'batches') || ' batches, ' || (s->>'mean_batch_notes') || ' notes per batch on average' FROM biomed_ner_service() s"
 stop_cluster
 rm -rf "$WORK"

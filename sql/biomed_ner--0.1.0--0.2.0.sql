@@ -122,6 +122,14 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         w.key_column, w.relid, w.jsonb_column, w.text_column, w.relid::oid)
 $$;
 
+-- The last term of every pending index's predicate. PostgreSQL folds it to true when it reads
+-- the predicate (so inserts and the queue's queries see only the two NULL tests), but the index
+-- depends on it: DROP EXTENSION biomed_ner refuses while a table is watched, and with CASCADE
+-- drops the pending indexes with the watch triggers; the predicate is dumped with the index, so
+-- this holds after a restore too.
+CREATE FUNCTION _biomed_ner_watched() RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT true $$;
+
 -- Row versions as the batch's queries return them, 'xmin:key', taken apart.
 CREATE FUNCTION _biomed_ner_versions(versions text[]) RETURNS TABLE (v text, key text, row_xmin xid)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -189,7 +197,7 @@ BEGIN
         EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = index_name AND relnamespace = schema);
         n := n + 1;
     END LOOP;
-    EXECUTE format('CREATE INDEX %I ON %s (%I) WHERE %I IS NULL AND %I IS NOT NULL',
+    EXECUTE format('CREATE INDEX %I ON %s (%I) WHERE %I IS NULL AND %I IS NOT NULL AND @extschema@._biomed_ner_watched()',
                    index_name, tab, key_col, jsonb_column, text_column);
     EXECUTE format('CREATE TRIGGER biomed_ner_watch_update BEFORE UPDATE OF %I ON %s FOR EACH ROW
                     WHEN (OLD.%I IS DISTINCT FROM NEW.%I AND NEW.%I IS NOT NULL)
@@ -401,6 +409,44 @@ BEGIN
     END LOOP;
     RETURN n;
 END $$;
+
+-- Held entries whose row version is gone (the row deleted, or written again, which made it
+-- pending anyway): up to `n` entries after position `after` ('relid:key'; NULL: from the first)
+-- in the key's order are checked, as each watch's creator, and those of gone versions deleted.
+-- Returns the position reached, NULL after the last entry. The queue worker walks all held
+-- entries this way, a slice a minute while idle (src/queue/worker.rs): a table watched without
+-- backfill may hold millions, too many to check at every round as the drain checks the failed.
+CREATE FUNCTION _biomed_ner_prune_held(after text, n int) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r record; w @extschema@.biomed_ner_watches; live text[]; reached text; seen bigint := 0;
+BEGIN
+    FOR r IN
+        SELECT s.relid, array_agg(s.row_xmin::text || ':' || s.key) AS versions, max(s.key) AS last_key, count(*) AS entries
+        FROM (SELECT h.relid, h.key, h.row_xmin FROM @extschema@.biomed_ner_held h
+              WHERE after IS NULL
+                 OR (h.relid, h.key) > (split_part(after, ':', 1)::oid::regclass, substr(after, strpos(after, ':') + 1))
+              ORDER BY h.relid, h.key LIMIT n) s
+        GROUP BY s.relid ORDER BY s.relid
+    LOOP
+        seen := seen + r.entries;
+        reached := r.relid::oid::text || ':' || r.last_key;
+        SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = r.relid;
+        -- A dropped table's entries go with its watch (_biomed_ner_drain); a creator that may no
+        -- longer read the table leaves them for later.
+        CONTINUE WHEN NOT FOUND OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid)
+                      OR NOT has_table_privilege(w.owner, r.relid, 'SELECT');
+        live := @extschema@._biomed_ner_run_as(w.owner,
+            format('SELECT array_agg(v) FROM unnest($1) v WHERE EXISTS (SELECT 1 FROM %s t
+                    WHERE t.%I = substr(v, strpos(v, '':'') + 1)::%s AND t.xmin = split_part(v, '':'', 1)::xid)',
+                   r.relid::regclass, w.key_column, w.key_type),
+            r.versions);
+        DELETE FROM @extschema@.biomed_ner_held h
+        WHERE h.relid = r.relid AND h.row_xmin::text || ':' || h.key = ANY (r.versions)
+          AND h.row_xmin::text || ':' || h.key <> ALL (coalesce(live, ARRAY[]::text[]));
+    END LOOP;
+    RETURN CASE WHEN seen < n THEN NULL ELSE reached END;
+END $$;
+REVOKE ALL ON FUNCTION _biomed_ner_prune_held(text, int) FROM PUBLIC;
 
 -- The pending rows of `tab` and how long the oldest has waited: since the queue worker's clock
 -- (biomed_ner_clock) last read a transaction id at most its xmin's, and at most since the table

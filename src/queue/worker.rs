@@ -15,7 +15,8 @@
 //! reading of the idle round before when a round finds work (so a row that arrived while it slept
 //! is dated to within one nap), a reading a second at most while rounds find work, and one a
 //! minute otherwise while its database has watches; an idle server is not written to more often
-//! than that.
+//! than that. Once a minute while idle (first at its first idle round) it checks the next
+//! thousand held entries (`biomed_ner_held`) and deletes those whose row was deleted since.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -35,6 +36,10 @@ const NO_EXTENSION_NAPTIME: Duration = Duration::from_secs(1);
 const CLOCK_IDLE_TICK: Duration = Duration::from_secs(60);
 /// How often at most while rounds find work.
 const CLOCK_BUSY_TICK: Duration = Duration::from_secs(1);
+
+/// How many held entries an idle round checks for rows deleted or written again, and how often.
+const PRUNE_SLICE: i32 = 1000;
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// A reading of the clock: the cluster's next transaction id (xid8, as text) and the time.
 type Reading = (String, pgrx::datum::TimestampWithTimeZone);
@@ -144,6 +149,9 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
     let mut previous: Option<Reading> = None;
     let mut last_tick = std::time::Instant::now() - CLOCK_IDLE_TICK;
     let mut busy_before = false;
+    // Where the walk through the held entries has got to (`_biomed_ner_prune_held`).
+    let mut prune_after: Option<String> = None;
+    let mut last_prune: Option<std::time::Instant> = None;
     loop {
         report_idle();
         // The watched tables, the schema of the extension (None: not installed here), and a
@@ -219,6 +227,17 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
                         &[xid.clone().into(), (*at).into()],
                     );
                 }
+            });
+        }
+        // Idle: the next slice of the held entries, once a minute (and at the first idle round).
+        if !worked && reading.is_some() && last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(std::time::Instant::now());
+            report_activity("biomed_ner queue: pruning the held entries of deleted rows");
+            prune_after = BackgroundWorker::transaction(|| {
+                read_one(
+                    &format!("SELECT {}._biomed_ner_prune_held($1, $2)", spi::quote_identifier(&schema)),
+                    &[prune_after.clone().into(), PRUNE_SLICE.into()],
+                )
             });
         }
         previous = reading;

@@ -5,7 +5,8 @@
 # the text of existing ones); after each restart the queue must drain to the same final state:
 # no row lost or left without entities, none with the entities of an older text (every row's
 # jsonb has the entities of biomed_ner(body): types, spans, words; scores within 1e-5). Then
-# pg_dump/pg_restore of the database: the watch, its trigger, its index and its pending rows come back.
+# pg_dump/pg_restore of the database: the watch, its trigger, its index and its pending rows come back;
+# DROP EXTENSION refuses while a table is watched and with CASCADE takes the index and trigger.
 #   tests/robustness/queue.sh [ROWS] [CLIENTS]     Run as root after `cargo pgrx install`.
 set -euo pipefail
 ROWS=${1:-20000}; CLIENTS=${2:-4}
@@ -69,10 +70,15 @@ status=$(sql "SELECT (SELECT count(*) FROM notes) || ' ' || pending || ' ' || ex
 read -r n_rows n_pending age_s age_ok <<<"$status"
 echo "load: $n_rows rows, $n_pending pending at the immediate stop, the oldest for $age_s s"
 check "load: the oldest pending row's age, from the worker's clock" "$age_ok"
+# A held entry of a row that is gone (as a watch without backfill leaves when its rows are
+# deleted): the worker's walk through the held entries, at its first idle round, removes it.
+sql "INSERT INTO biomed_ner_held (relid, key, row_xmin, reason) VALUES ('notes', '-1', '3', 'not backfilled')" >/dev/null
 restart_immediately
 wait
 echo "load: queue empty $(wait_drained) s after the restart"
 final_state "load"
+for _ in $(seq 100); do [ "$(sql "SELECT count(*) FROM biomed_ner_held")" = 0 ] && break; sleep 0.1; done
+check "idle: the held entry of a deleted row pruned by the worker" "$(sql "SELECT count(*) = 0 FROM biomed_ner_held")"
 # An idle watched table costs the worker reads only: over 3 s (12 rounds) the cluster's next
 # transaction id moves by at most the clock's reading of the minute. (Autovacuum, which after
 # the load analyzes tables and so takes transaction ids, is off meanwhile.)
@@ -99,6 +105,17 @@ drained=$(rsql "SET biomed_ner.model = '$MODEL'; SELECT biomed_ner_queue_drain('
 echo "restored database: $drained rows drained; $(rsql "SELECT count(*) FROM notes WHERE entities IS NULL") rows without entities; $(rsql "SELECT last_error FROM biomed_ner_queue_status")"
 check "dump and restore: the restored queue drains" \
     "$(rsql "SELECT '$drained' = '2' AND (SELECT count(*) = 0 FROM notes WHERE entities IS NULL)")"
+# 4. DROP EXTENSION: refused while a table is watched (the pending index and the trigger depend
+# on the extension, in the restored database too); with CASCADE both go, the table and its
+# entities stay.
+check "DROP EXTENSION while a table is watched: refused, naming the pending index" \
+    "$({ rsql "DROP EXTENSION biomed_ner" 2>&1 || true; } | grep -q 'index notes_biomed_ner_pending depends on' && echo t || echo f)"
+rows=$(rsql "SELECT count(*) FROM notes")
+rsql "DROP EXTENSION biomed_ner CASCADE" >/dev/null 2>&1
+check "DROP EXTENSION ... CASCADE: the pending index and the watch trigger gone, the rows kept" \
+    "$(rsql "SELECT NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname LIKE 'notes_biomed_ner_pending%')
+             AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname LIKE 'biomed_ner_watch%')
+             AND (SELECT count(*) = $rows AND count(*) = count(entities) FROM notes)")"
 check "server log: no error of the queue worker (it would exit and restart)" \
     "$(grep -q 'biomed_ner queue worker.*exited with exit code' "$PGDATA_DIR/server.log" && echo f || echo t)"
 check "server log: no crash of a backend or worker" \
