@@ -5,7 +5,8 @@
 # PostgreSQL 15 clusters run one after the other:
 #   backend: biomed_ner not preloaded, each session loads its own model (as without the
 #            service); biomed_ner.threads at its default (one per core) and at 1;
-#   service: biomed_ner preloaded, one model process with biomed_ner.threads = one per core.
+#   service: biomed_ner preloaded, one model process with biomed_ner.threads = one per core
+#            (or the SHAPES below).
 # Workloads: `SELECT biomed_ner(body)` of a random sentence, and INSERT of a random sentence
 # into a table with the trigger. Each run lasts WARMUP + MEASURE seconds; only transactions
 # that end after the warm-up count (so model loads are left out of throughput). Prints notes/s,
@@ -15,12 +16,14 @@
 # one note in a warm session.
 #   bench/service_bench.sh DIR [CLIENTS] [MEASURE] [WARMUP]     DIR from bench/make_base_model.py
 # DTYPE=int8 (or f16, bf16) runs both sides in that dtype (biomed_ner.dtype); f32 by default.
-# SERVICE_CONF: more lines for the service's postgresql.conf (biomed_ner.workers = 2, say);
+# SHAPES: the service's shapes to run, WORKERSxTHREADS each (biomed_ner.workers model processes
+# of biomed_ner.threads threads); default one process of one thread per core, 1xNPROC.
 # SIDES=service (or backend) runs one side only.
 # Run as root after `cargo pgrx install --release`. TOKENS_PER_NOTE (average tokens of the
 # sentences, special tokens included) is read from DIR/tokens_per_note if there.
 set -euo pipefail
 DIR=$(realpath "$1"); CLIENTS=${2:-8}; MEASURE=${3:-30}; WARMUP=${4:-15}; DTYPE=${DTYPE:-f32}; SIDES=${SIDES:-backend service}
+SHAPES=${SHAPES:-1x$(nproc)}
 cd "$(dirname "$0")/.."
 . scripts/cluster.sh
 chmod -R a+rX "$DIR"
@@ -103,10 +106,13 @@ stop_cluster; PGDATA_DIR=
 fi
 
 [[ " $SIDES " == *" service "* ]] || { rm -rf "$WORK"; exit 0; }
-echo "== shared inference service (preloaded)${SERVICE_CONF:+: $(echo $SERVICE_CONF)}"
+for shape in $SHAPES; do
+workers=${shape%x*}; threads=${shape#*x}
+echo "== shared inference service (preloaded): $workers model process(es) of $threads thread(s)"
 CLUSTER_THREADS=$(nproc) CLUSTER_CONF="biomed_ner.model = '$DIR/model'
 biomed_ner.dtype = '$DTYPE'
-${SERVICE_CONF:-}" start_cluster 54372 -c shared_preload_libraries=biomed_ner
+biomed_ner.workers = $workers
+biomed_ner.threads = $threads" start_cluster 54372 -c shared_preload_libraries=biomed_ner
 for _ in $(seq 600); do
     [ "$(cluster_psql -d postgres -Atc "SELECT biomed_ner_service()->>'state'" 2>/dev/null)" = ready ] && break; sleep 0.1
 done
@@ -116,9 +122,10 @@ for _ in 1 2 3; do
     times+=("$(cluster_psql -d postgres -At -c '\timing on' -c "SELECT biomed_ner_service()->>'state'" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')")
 done
 echo "service status round trip on a fresh connection (connect, ask, answer; no inference): ${times[*]} ms"
-first_call "service"
-run "service: SELECT" select.sql
-run "service: INSERT+trigger" insert.sql
-cluster_psql -d postgres -Atc "SELECT 'service: ' || (s->>'batches') || ' batches, ' || (s->>'mean_batch_notes') || ' notes per batch on average' FROM biomed_ner_service() s"
-stop_cluster
+first_call "service ${shape}"
+run "service ${workers}x${threads} threads: SELECT" select.sql
+run "service ${workers}x${threads} threads: INSERT+trigger" insert.sql
+cluster_psql -d postgres -Atc "SELECT 'service ${shape}: ' || (s->>'batches') || ' batches, ' || (s->>'mean_batch_notes') || ' notes per batch on average' FROM biomed_ner_service() s"
+stop_cluster; PGDATA_DIR=
+done
 rm -rf "$WORK"
