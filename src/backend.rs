@@ -251,8 +251,11 @@ pub fn model(function: &'static str) -> Arc<Loaded> {
     loaded
 }
 
-/// The model of `folder`, or the bundled model for `None`.
+/// The model of `folder`, or the bundled model for `None`. From the first model a process
+/// loads, malloc keeps the engine's large buffers for reuse rather than mapping them afresh at
+/// each operation ([`deberta_ner::tune_allocator`]; README, "Memory allocation").
 pub fn load_pipeline(folder: Option<&std::path::Path>, precision: Precision, device: &Device) -> deberta_ner::Result<Pipeline> {
+    deberta_ner::tune_allocator();
     match folder {
         None => load_bundled(precision, device),
         Some(folder) => Pipeline::load(folder, precision, device),

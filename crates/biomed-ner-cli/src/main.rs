@@ -23,6 +23,8 @@ fn main() -> ExitCode {
     };
     // candle's matmul and rayon's pool both read these; set before either starts.
     deberta_ner::set_cpu_threads(args.threads);
+    // Long windows' buffers reused rather than mapped afresh at each operation.
+    deberta_ner::tune_allocator();
     let result = match &args.command {
         Command::Help => {
             println!("{}", args::USAGE);

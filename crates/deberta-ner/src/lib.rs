@@ -10,6 +10,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod allocator;
 pub mod arch;
 pub mod attention;
 pub mod bmm;
@@ -27,6 +28,7 @@ pub mod windows;
 pub mod wordpiece;
 
 pub use aggregate::{Aggregation, Entity};
+pub use allocator::tune_allocator;
 pub use arch::{Stage, TokenClassifier};
 pub use config::{Arch, Config};
 pub use error::{Error, Result};
