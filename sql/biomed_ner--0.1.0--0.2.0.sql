@@ -436,8 +436,8 @@ BEGIN
         CONTINUE WHEN NOT FOUND OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid)
                       OR NOT has_table_privilege(w.owner, r.relid, 'SELECT');
         live := @extschema@._biomed_ner_run_as(w.owner,
-            format('SELECT array_agg(v) FROM unnest($1) v WHERE EXISTS (SELECT 1 FROM %s t
-                    WHERE t.%I = substr(v, strpos(v, '':'') + 1)::%s AND t.xmin = split_part(v, '':'', 1)::xid)',
+            format('SELECT array_agg(x.v) FROM @extschema@._biomed_ner_versions($1) x WHERE EXISTS (SELECT 1 FROM %s t
+                    WHERE t.%I = x.key::%s AND t.xmin = x.row_xmin)',
                    r.relid::regclass, w.key_column, w.key_type),
             r.versions);
         DELETE FROM @extschema@.biomed_ner_held h

@@ -16,9 +16,12 @@
 /// Free memory at the top of a heap kept for the next pass rather than given back at once.
 pub const TRIM_THRESHOLD: usize = 128 << 20;
 
-/// The environment variables by which glibc's user sets how malloc behaves.
-const CHOSEN_BY_ENVIRONMENT: [&str; 5] =
-    ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"];
+/// Whether the environment sets how malloc behaves, through the variables glibc reads for it.
+fn chosen_by_environment() -> bool {
+    ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
 
 /// Makes glibc serve every request from its heaps (no mapping of its own per buffer,
 /// `M_MMAP_MAX` 0) and keep up to [`TRIM_THRESHOLD`] free at the top of a heap (`M_TRIM_THRESHOLD`),
@@ -34,16 +37,11 @@ const CHOSEN_BY_ENVIRONMENT: [&str; 5] =
 /// in the same process call this when they load a model.
 pub fn tune_allocator() -> bool {
     static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *DONE.get_or_init(|| {
-        if CHOSEN_BY_ENVIRONMENT.iter().any(|v| std::env::var_os(v).is_some()) {
-            return false;
-        }
-        set_thresholds()
-    })
+    *DONE.get_or_init(|| !chosen_by_environment() && set_options())
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn set_thresholds() -> bool {
+fn set_options() -> bool {
     // SAFETY: mallopt takes the arenas' locks itself and may be called from any thread at any
     // time; both values are within glibc's bounds (it refuses, returning 0, otherwise).
     unsafe {
@@ -52,7 +50,7 @@ fn set_thresholds() -> bool {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn set_thresholds() -> bool {
+fn set_options() -> bool {
     false
 }
 
@@ -81,7 +79,7 @@ mod tests {
     /// unmapping, a page fault a page: 5120 for 20 MB).
     #[test]
     fn freed_buffers_are_reused_without_page_faults() {
-        if CHOSEN_BY_ENVIRONMENT.iter().any(|v| std::env::var_os(v).is_some()) {
+        if chosen_by_environment() {
             return; // the environment's choice stands; nothing of ours to check
         }
         assert!(tune_allocator());
