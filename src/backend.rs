@@ -351,6 +351,9 @@ pub fn annotate_notes(items: &[Option<Note>], function: &'static str) -> Vec<Opt
     let notes: Vec<Option<Utf8Note>> = items.iter().map(|n| n.map(|n| n.to_utf8(function))).collect();
     let texts: Vec<&str> = notes.iter().flatten().map(|n| n.text.as_ref()).filter(|t| !t.is_empty()).collect();
     let mut results = if texts.is_empty() { Vec::new() } else { annotate(&texts, function) }.into_iter();
+    // A cancel that came after the engine's last check is answered before the results are
+    // converted and written.
+    pgrx::check_for_interrupts!();
     notes
         .iter()
         .map(|note| {

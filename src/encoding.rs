@@ -272,9 +272,14 @@ pub struct DbJsonb(pub serde_json::Value);
 
 impl IntoDatum for DbJsonb {
     fn into_datum(self) -> Option<pg_sys::Datum> {
+        // The entities of a long note take a while to write and to parse (about 0.5 s for a
+        // 1,000,000-character note), neither of which checks for interrupts: check between.
+        pgrx::check_for_interrupts!();
         let json = serde_json::to_string(&self.0).expect("a serde_json value serialises");
         let mut bytes = to_server(&json, "biomed_ner").into_owned();
         bytes.push(0);
+        drop(json);
+        pgrx::check_for_interrupts!();
         // Safety: jsonb_in reads a NUL-terminated string in the server encoding.
         unsafe { pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(bytes.as_ptr()))]) }
     }
