@@ -11,6 +11,8 @@
 #             page faults, and its resident memory after (VmRSS) and at its peak (VmHWM).
 # The default side runs with GLIBC_TUNABLES=glibc.malloc.perturb=0 (glibc's default value of a
 # setting that changes nothing): the engine leaves malloc alone when the environment sets it.
+# BASELINE_ENV replaces that environment (MALLOC_ARENA_MAX=16: the engine's settings but an
+# arena per thread, against the backend's one arena); PARTS="postgres" skips the CLI.
 #   bench/allocator_bench.sh DIR [ROUNDS]     DIR from bench/make_base_model.py
 # Run as root after `cargo build --release -p biomed-ner-cli` and `cargo pgrx install --release`.
 set -euo pipefail
@@ -19,7 +21,8 @@ cd "$(dirname "$0")/.."
 . scripts/cluster.sh
 chmod -R a+rX "$DIR"
 CLI=target/release/biomed-ner
-DEFAULT_ENV=GLIBC_TUNABLES=glibc.malloc.perturb=0
+DEFAULT_ENV=${BASELINE_ENV:-GLIBC_TUNABLES=glibc.malloc.perturb=0}
+PARTS=${PARTS:-cli postgres}
 WORK=$(mktemp -d /tmp/biomed-ner-allocator-bench.XXXXXX); chmod 777 "$WORK"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo), $(lscpu | sed -n 's/^Model name: *//p'), $(ldd --version | head -1)"
 echo "rounds $ROUNDS; each figure: the median of the rounds, then every round's value"
@@ -44,8 +47,9 @@ print(round(json.loads(out)["ms_per_batch"], 1), usage.ru_minflt)
 PY
 }
 
-echo "== cli: forward passes, $(nproc) threads"
-for shape in 1x32 8x128 2x512 8x512; do
+echo "default side: $DEFAULT_ENV"
+[[ " $PARTS " == *" cli "* ]] && echo "== cli: forward passes, $(nproc) threads"
+for shape in $([[ " $PARTS " == *" cli "* ]] && echo 1x32 8x128 2x512 8x512); do
     b=${shape%x*}; l=${shape#*x}
     declare -A ms=() faults=()
     for _ in $(seq "$ROUNDS"); do
@@ -82,7 +86,7 @@ for side in default tuned; do
         export "$DEFAULT_ENV"
     fi
     CLUSTER_THREADS=$(nproc) CLUSTER_CONF="biomed_ner.model = '$DIR/model'" start_cluster "${PORT[$side]}"
-    unset GLIBC_TUNABLES
+    unset "${DEFAULT_ENV%%=*}"
     DATA[$side]=$PGDATA_DIR
     trap stop_both EXIT
     cluster_psql -d postgres -c 'CREATE EXTENSION biomed_ner' >/dev/null

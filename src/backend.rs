@@ -83,6 +83,10 @@ fn pool() -> Arc<rayon::ThreadPool> {
     }
     // candle's matrix products size their work by this variable.
     deberta_ner::set_cpu_threads(Some(threads));
+    // The inference threads allocate from the backend's one malloc arena, not each from its
+    // own: a backend holds less memory, and keeps less of it as it serves (README, "Memory
+    // allocation"). Before the threads start, so that none of them gets an arena of its own.
+    deberta_ner::share_main_arena();
     let p = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("biomed_ner-{i}"))

@@ -28,7 +28,7 @@ pub mod windows;
 pub mod wordpiece;
 
 pub use aggregate::{Aggregation, Entity};
-pub use allocator::tune_allocator;
+pub use allocator::{share_main_arena, tune_allocator};
 pub use arch::{Stage, TokenClassifier};
 pub use config::{Arch, Config};
 pub use error::{Error, Result};
