@@ -39,3 +39,14 @@ CREATE OR REPLACE FUNCTION spans_ok(note text, entities jsonb) RETURNS boolean L
                            AND (i = 1 OR (e->>'start')::int >= (entities->(i::int - 2)->>'start')::int)), true)
   FROM jsonb_array_elements(entities) WITH ORDINALITY p(e, i)
 $$;
+
+-- The soak's notes: short clinical sentences, and every tenth a fuzz note (tests/robustness/soak.sh,
+-- bench/make_mixed_notes.sh).
+CREATE OR REPLACE FUNCTION soak_note(i int) RETURNS text LANGUAGE sql AS $$
+  SELECT CASE WHEN i % 10 = 0 THEN fuzz_note(i) ELSE
+    (ARRAY['A 48-year-old female presented with vaginal bleeding and abnormal Pap smears.',
+           'CT of the chest showed a 3 cm mass in the right upper lobe.',
+           'He was started on aspirin 81 mg daily and atorvastatin 40 mg.',
+           'Laboratory tests revealed hemoglobin of 9.8 g/dL and a platelet count of 98,000/µL.',
+           'The patient denied fever, chills, or night sweats.'])[1 + i % 5] || ' (' || i || ')' END
+$$;
