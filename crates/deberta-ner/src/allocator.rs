@@ -11,7 +11,9 @@
 //! once buffers are reused, and 1.2-1.4x the speed (bench/allocator_bench.sh).
 //!
 //! [`tune_allocator`] makes glibc serve them from its heaps, which keep them for the next
-//! operation.
+//! operation. [`share_main_arena`] puts the threads a process starts afterwards on its main
+//! arena, for hosts of many small processes (PostgreSQL backends): one arena's free memory
+//! serves every thread, instead of each thread's arena keeping its own.
 
 /// Free memory at the top of a heap kept for the next pass rather than given back at once.
 pub const TRIM_THRESHOLD: usize = 128 << 20;
