@@ -60,8 +60,12 @@ latency=$(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $c0 }")
 echo "     cancel latency: ${latency} s"
 # The backend is idle once it has sent the error; psql may not have written it yet.
 wait
-check "cancel of a 1M-character note within 1 s" "$(grep -q 'canceling statement due to user request' "$PGDATA_DIR/cancel.out" && awk "BEGIN { print ($latency < 1) ? \"t\" : \"f\" }")"
-grep -q 'canceling statement due to user request' "$PGDATA_DIR/cancel.out" || { echo "     psql printed:"; head -c 400 "$PGDATA_DIR/cancel.out"; echo; }
+if grep -q 'canceling statement due to user request' "$PGDATA_DIR/cancel.out"; then
+    check "cancel of a 1M-character note within 1 s" "$(awk "BEGIN { print ($latency < 1) ? \"t\" : \"f\" }")"
+else
+    check "cancel of a 1M-character note within 1 s" "not cancelled"
+    echo "     psql printed:"; head -c 400 "$PGDATA_DIR/cancel.out"; echo
+fi
 
 # 4. DROP EXTENSION ... CASCADE with a trigger present, then CREATE again.
 sql "DROP EXTENSION biomed_ner CASCADE" >/dev/null 2>&1

@@ -56,7 +56,7 @@ runuser -u postgres -- /usr/lib/postgresql/15/bin/pgbench -n -h "$PGDATA_DIR" -p
 bench=$!
 sleep "$WARMUP"
 read -r rss_warm n_warm <<<"$(backends_rss)"
-samples="$rss_warm"; model_samples=$(model_rss)
+samples="$rss_warm"; model_samples=$([ -z "$service" ] || model_rss)
 while kill -0 $bench 2>/dev/null; do
     sleep 2
     read -r rss n <<<"$(backends_rss)"
@@ -73,18 +73,19 @@ crashes=$(grep -cE 'terminated by signal|was terminated' "$PGDATA_DIR/server.log
 thirds() { # SAMPLES...: the change of the last third's mean from the first third's, in %
     echo "$@" | awk '{ k = int(NF / 3); if (k < 1) k = 1; for (i = 1; i <= k; i++) a += $i; for (i = NF - k + 1; i <= NF; i++) b += $i; printf "%.1f", 100 * (b - a) / a }'
 }
+under_5() { awk "BEGIN { print ($1 < 5) ? \"t\" : \"f\" }"; } # PERCENT: t when under 5
 growth=$(thirds $samples)
 echo "soak: $DURATION s, $CLIENTS clients, pgbench exit $status: $rows rows, $missing without entities, $wrong with bad spans, $errors errors, $crashes crashes"
 echo "soak: client backends' private memory after ${WARMUP} s warm-up $((rss_warm / 1024)) MB ($n_warm backends), at the end $(( ${rss_end:-$rss_warm} / 1024)) MB; last third vs first third of the $(echo $samples | wc -w) samples: ${growth}%"
 echo "soak: samples, kB: $samples"
 check "no failed transaction, row without entities, bad span, error or crash" \
     "$([ "$status" = 0 ] && [ "$missing" = 0 ] && [ "$wrong" = 0 ] && [ "$errors" = 0 ] && [ "$crashes" = 0 ] && echo t || echo f)"
-check "private memory within 5% (last third vs first third of the samples)" "$(awk "BEGIN { print ($growth < 5) ? \"t\" : \"f\" }")"
+check "private memory within 5% (last third vs first third of the samples)" "$(under_5 "$growth")"
 if [ -n "$service" ]; then
     model_growth=$(thirds $model_samples)
     echo "soak: the model process's private memory $(($(echo $model_samples | cut -d' ' -f1) / 1024)) MB after warm-up, $(($(echo $model_samples | awk '{ print $NF }') / 1024)) MB at the end; last third vs first third: ${model_growth}%"
     echo "soak: model process samples, kB: $model_samples"
-    check "the model process's private memory within 5% (last third vs first third)" "$(awk "BEGIN { print ($model_growth < 5) ? \"t\" : \"f\" }")"
+    check "the model process's private memory within 5% (last third vs first third)" "$(under_5 "$model_growth")"
     check "the service ready, never restarted, and it annotated" \
         "$(cluster_psql -d soak -Atc "SELECT (s->>'state') = 'ready' AND (s->>'restarts')::int = 0 AND (s->>'notes_annotated')::bigint > 0 FROM biomed_ner_service() s")"
 fi

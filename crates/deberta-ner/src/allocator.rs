@@ -18,11 +18,15 @@
 /// Free memory at the top of a heap kept for the next pass rather than given back at once.
 pub const TRIM_THRESHOLD: usize = 128 << 20;
 
-/// Whether the environment sets how malloc behaves, through the variables glibc reads for it.
+/// Whether the environment sets any of `variables` (those glibc reads for malloc).
+fn set_in_environment(variables: &[&str]) -> bool {
+    variables.iter().any(|v| std::env::var_os(v).is_some())
+}
+
+/// Whether the environment sets how malloc keeps freed memory, through the variables glibc
+/// reads for it.
 fn chosen_by_environment() -> bool {
-    ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some())
+    set_in_environment(&["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"])
 }
 
 /// Makes glibc serve every request from its heaps (no mapping of its own per buffer,
@@ -53,9 +57,7 @@ pub fn tune_allocator() -> bool {
 /// other C libraries.
 pub fn share_main_arena() -> bool {
     static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *DONE.get_or_init(|| {
-        std::env::var_os("MALLOC_ARENA_MAX").is_none() && std::env::var_os("GLIBC_TUNABLES").is_none() && set_arena_max(1)
-    })
+    *DONE.get_or_init(|| !set_in_environment(&["MALLOC_ARENA_MAX", "GLIBC_TUNABLES"]) && set_arena_max(1))
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
