@@ -39,6 +39,18 @@ pub fn may_read_server_files() -> bool {
     }
 }
 
+/// Whether the session's login role may read any file of the server (for values a session set
+/// before the library was loaded, [`crate::gucs`]).
+pub fn session_user_may_read_server_files() -> bool {
+    // Safety: catalog lookups inside a transaction, as the callers are.
+    unsafe {
+        let role = pg_sys::GetSessionUserId();
+        pg_sys::IsTransactionState()
+            && (pg_sys::superuser_arg(role)
+                || pg_sys::has_privs_of_role(role, pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES)))
+    }
+}
+
 /// Whether `biomed_ner.model`'s current value comes from the server's configuration (a
 /// default, `postgresql.conf`, `ALTER SYSTEM`, the command line) rather than from a session,
 /// role or database setting.

@@ -83,9 +83,17 @@ static MODEL_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 static MAX_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 static MAX_MEMORY_MB: GucSetting<i32> = GucSetting::<i32>::new(2048);
 
+/// Set while [`init`] defines the settings: PostgreSQL then turns the values a session set
+/// before the library was loaded (placeholders) into real ones, calling [`check_model`] in
+/// whatever context loaded the library, a SECURITY DEFINER function's included.
+static LOADING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Refuses, at `SET` (and `ALTER ROLE/DATABASE ... SET`, `set_config`, a function's `SET`), a
 /// model folder path from a role that may not read server files. Names and `''` pass; the
-/// server's own configuration is trusted.
+/// server's own configuration is trusted. A value set before the library was loaded is checked
+/// when it loads against the session's login role: the current role then may be a SECURITY
+/// DEFINER function's owner, who did not choose it (refused, it stays at the server's value
+/// with a WARNING).
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn check_model(
     newval: *mut *mut c_char,
@@ -99,7 +107,12 @@ unsafe extern "C-unwind" fn check_model(
     if value.is_empty() || crate::access::is_model_name(&value) || source <= pg_sys::GucSource::PGC_S_ARGV {
         return true;
     }
-    if crate::access::may_read_server_files() {
+    let allowed = if LOADING.load(std::sync::atomic::Ordering::Relaxed) {
+        crate::access::session_user_may_read_server_files()
+    } else {
+        crate::access::may_read_server_files()
+    };
+    if allowed {
         return true;
     }
     // Safety: the GUC_check_err* globals take palloc'd strings, as GUC_check_errmsg() does.
@@ -112,6 +125,12 @@ unsafe extern "C-unwind" fn check_model(
 }
 
 pub fn init() {
+    LOADING.store(true, std::sync::atomic::Ordering::Relaxed);
+    define();
+    LOADING.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn define() {
     // Safety: the check hook is a #[pg_guard] function.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(

@@ -1,13 +1,14 @@
-//! Running a batch's reads and writes of a watched table as the watch's creator.
+//! Running a batch's reads and writes of a watched table as the table's owner.
 //!
 //! The batch function runs as the extension's owner (a superuser) so that it may write the
 //! extension's tables; the watched table's own triggers, defaults, domain checks, key type and
-//! functions must not run with those rights, or a table owner could have the queue worker run
-//! anything as a superuser. So every statement that reads or writes the table (the pending rows'
-//! keys, the batch's annotation and write, the look for held and deleted rows, the status
-//! view's counts) runs as the role that created the watch,
-//! as a security-restricted operation (the way VACUUM and ANALYZE act as a table's owner), with
-//! the session's own search_path, and any setting it changes is undone afterwards.
+//! functions must not run with those rights, nor with those of whoever created the watch or
+//! asked for the batch, or a table owner could have the queue run anything as a superuser. So
+//! every statement that reads or writes the table (the pending rows' keys, the batch's
+//! annotation and write, the look for held and deleted rows, the status view's counts) runs as
+//! the table's owner, as a security-restricted operation (the way VACUUM and ANALYZE act as a
+//! table's owner), with the owner's own search_path in this database (queue.sql,
+//! `_biomed_ner_role_search_path`), and any setting it changes is undone afterwards.
 
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -16,12 +17,18 @@ use crate::error::raise;
 
 const FUNCTION: &str = "_biomed_ner_run_as";
 
-/// Runs `query` (one parameter: `keys`; one row with one `text[]` column) as `role`, and
-/// returns that column. A query that does not `write` runs read-only and takes no transaction id
+/// Runs `query` (one parameter: `keys`; one row with one `text[]` column) as `role` with
+/// `search_path`, and returns that column. A query that does not `write` runs read-only and takes no transaction id
 /// (an idle queue worker writes nothing; the status view works on a hot standby). Not for
 /// PUBLIC (queue.sql revokes it): only the extension's SQL functions call it.
 #[pg_extern(volatile, parallel_unsafe)]
-fn _biomed_ner_run_as(role: pg_sys::Oid, query: &str, keys: Vec<String>, writes: default!(bool, false)) -> Option<Vec<Option<String>>> {
+fn _biomed_ner_run_as(
+    role: pg_sys::Oid,
+    search_path: &str,
+    query: &str,
+    keys: Vec<String>,
+    writes: default!(bool, false),
+) -> Option<Vec<Option<String>>> {
     let (mut user, mut context) = (pg_sys::Oid::INVALID, 0);
     // Safety: switches the current user for this statement, as PostgreSQL's maintenance
     // commands do; an error on the way is undone by the (sub)transaction's abort, which
@@ -36,13 +43,13 @@ fn _biomed_ner_run_as(role: pg_sys::Oid, query: &str, keys: Vec<String>, writes:
     };
     // The role's own search_path, as in its own sessions (the batch function's is restricted to
     // pg_catalog); undone with the other settings afterwards.
-    // Safety: GUC calls in a transaction; the reset value is a string the GUC code owns, and the
-    // setting is saved at the nest level opened above.
+    let search_path = std::ffi::CString::new(search_path).unwrap_or_default();
+    // Safety: GUC calls in a transaction; the value is a NUL-terminated string that outlives the
+    // call, and the setting is saved at the nest level opened above.
     unsafe {
-        let reset = pg_sys::GetConfigOptionResetString(c"search_path".as_ptr());
         pg_sys::set_config_option(
             c"search_path".as_ptr(),
-            reset,
+            search_path.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,

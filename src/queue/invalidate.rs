@@ -33,6 +33,16 @@ fn _biomed_ner_invalidate<'a>(
         misuse(format!("{FUNCTION} must be a BEFORE UPDATE ... FOR EACH ROW trigger"));
     }
     let column = trigger.extra_args().unwrap_or_default().into_iter().next().unwrap_or_default();
+    // Its argument must name a live jsonb column of the table (a trigger made by hand may name
+    // anything, a dropped column's placeholder name included).
+    let relation = trigger.relation().unwrap_or_else(|e| misuse(format!("{FUNCTION} fired without its table: {e}")));
+    let is_jsonb_column = relation
+        .tuple_desc()
+        .iter()
+        .any(|a| !a.is_dropped() && a.name() == column && a.type_oid().value() == pg_sys::JSONBOID);
+    if !is_jsonb_column {
+        misuse(format!("{FUNCTION}'s argument \"{column}\" is not a jsonb column of table \"{}\"", relation.name()));
+    }
     let Some(new) = trigger.new() else { misuse(format!("{FUNCTION} fired without a new row")) };
     let mut new = new.into_owned();
     new.set_by_name(&column, Option::<JsonB>::None)

@@ -2,13 +2,20 @@
 -- queue worker (or biomed_ner_queue_drain) fills the jsonb column in batches. See
 -- src/queue/mod.rs for why the queue is the table itself.
 --
--- Who may do what: the functions below run as the extension's owner and check the *session*
--- user (a role can do no more through them than its login role could do itself): watching
--- needs SELECT on the table, UPDATE on the jsonb column and TRIGGER on the table; the worker
--- writes only while the role that created the watch still has SELECT on the table and UPDATE
--- on the jsonb column (checked at every batch); unwatch, pause, resume and retry are for that
--- role, the table's owner and superusers. Nobody but the extension's functions writes these
--- tables.
+-- Who may do what, and with whose rights (README: Watched tables, Rights):
+-- - As the caller (the *session* user, checked here, so a role can do no more through these
+--   functions than its login role could do itself): watching needs SELECT on the table, UPDATE
+--   on the jsonb column and TRIGGER on the table; unwatch, pause, resume, retry and drain are for
+--   the role that created the watch, the table's owner and superusers.
+-- - As the table's owner: every statement that reads or writes a watched table (the batch's
+--   reads, annotation and write, the status counts, the pruning of held rows), whoever created
+--   the watch and whoever asked for the batch (src/queue/as_owner.rs): a security-restricted
+--   operation with the owner's own search_path, as VACUUM and ANALYZE act. So a table's triggers,
+--   defaults, domain checks and key type run with its owner's rights, never the extension's
+--   and never those of a superuser who watched it; a watch records no rights of its creator.
+-- - As the extension's owner: these functions' own reads and writes of the queue's tables, the
+--   pending index and the watch trigger. Nobody but the extension's functions writes these
+--   tables.
 
 -- Tables and roles are regclass and regrole, so that pg_dump writes them by name and a restore
 -- finds them again; the watches and the held rows are dumped with the database. The pending
@@ -20,6 +27,7 @@ CREATE TABLE biomed_ner_watches (
     key_column name NOT NULL,
     key_type text NOT NULL,
     pending_index name NOT NULL,
+    -- The role that created the watch: it may manage it; batches never run with its rights.
     owner regrole NOT NULL,
     paused boolean NOT NULL DEFAULT false,
     created_at timestamptz NOT NULL DEFAULT now(),
@@ -29,12 +37,14 @@ CREATE TABLE biomed_ner_watches (
 );
 -- Rows held back in one version: a row whose annotation failed ('failed': too long, say), one
 -- whose write a trigger of the table skipped ('skipped'), one that was NULL when the table was
--- watched without backfill ('not backfilled'). Any later write of the row makes a new version
--- (a new xmin), which is pending again; biomed_ner_queue_retry releases the failed and skipped.
+-- watched without backfill ('not backfilled'). A version is its xmin and its ctid: any later
+-- write of the row makes a new version (a new ctid, and a new xmin unless it is the same
+-- transaction's), which is pending again; biomed_ner_queue_retry releases the failed and skipped.
 CREATE TABLE biomed_ner_held (
     relid regclass NOT NULL,
     key text NOT NULL,
     row_xmin xid NOT NULL,
+    row_ctid tid NOT NULL,
     reason text NOT NULL CHECK (reason IN ('failed', 'skipped', 'not backfilled')),
     sqlstate text,
     error text,
@@ -59,6 +69,27 @@ SELECT pg_catalog.pg_extension_config_dump('biomed_ner_held', '');
 -- The watch's trigger runs _biomed_ner_invalidate (src/queue/invalidate.rs): an UPDATE that
 -- changes the text sets the jsonb column to NULL in the same row version.
 
+-- The role whose rights every read and write of a watched table runs with: its owner, now.
+CREATE FUNCTION _biomed_ner_table_owner(tab oid) RETURNS oid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT relowner FROM pg_class WHERE oid = tab
+$$;
+
+-- The search_path `role` gets in this database's sessions: ALTER ROLE ... IN DATABASE, ALTER
+-- ROLE, ALTER DATABASE, in that order, else PostgreSQL's default. The batches of a watched table
+-- run with its owner's (src/queue/as_owner.rs), never the caller's.
+CREATE FUNCTION _biomed_ner_role_search_path(role oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((
+        SELECT substr(c, length('search_path=') + 1)
+        FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) c
+        WHERE c LIKE 'search_path=%'
+          AND (s.setrole, s.setdatabase) IN ((role, (SELECT oid FROM pg_database WHERE datname = current_database())),
+                                             (role, 0), (0, (SELECT oid FROM pg_database WHERE datname = current_database())))
+        ORDER BY s.setrole = 0, s.setdatabase = 0 LIMIT 1),
+        (SELECT boot_val FROM pg_settings WHERE name = 'search_path'))
+$$;
+
 -- Raises 42501 unless the session user may manage the watch of `tab`.
 CREATE FUNCTION _biomed_ner_check_manager(tab oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -69,8 +100,9 @@ BEGIN
         RAISE EXCEPTION 'table % is not watched', tab::regclass USING ERRCODE = '42704',
             HINT = 'SELECT * FROM biomed_ner_queue_status lists the watched tables.';
     END IF;
-    IF NOT (pg_has_role(session_user, w.owner, 'MEMBER')
-            OR pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = tab), 'MEMBER')) THEN
+    -- (A dropped creator role leaves the watch to the table's owner.)
+    IF NOT ((EXISTS (SELECT 1 FROM pg_roles WHERE oid = w.owner) AND pg_has_role(session_user, w.owner, 'MEMBER'))
+            OR pg_has_role(session_user, @extschema@._biomed_ner_table_owner(tab), 'MEMBER')) THEN
         RAISE EXCEPTION 'only the role that created the watch of %, the table''s owner and superusers may change it', tab::regclass
             USING ERRCODE = '42501';
     END IF;
@@ -83,7 +115,8 @@ CREATE FUNCTION _biomed_ner_pending_rows(w @extschema@.biomed_ner_watches) RETUR
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT format($f$FROM %2$s t WHERE t.%3$I IS NULL AND t.%4$I IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held h
-                        WHERE h.relid = %5$s::oid::regclass AND h.key = t.%1$I::text AND h.row_xmin = t.xmin)$f$,
+                        WHERE h.relid = %5$s::oid::regclass AND h.key = t.%1$I::text AND h.row_xmin = t.xmin
+                          AND h.row_ctid = t.ctid)$f$,
         w.key_column, w.relid, w.jsonb_column, w.text_column, w.relid::oid)
 $$;
 
@@ -95,17 +128,25 @@ $$;
 CREATE FUNCTION _biomed_ner_watched() RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT true $$;
 
--- Row versions as the batch's queries return them, 'xmin:key', taken apart.
-CREATE FUNCTION _biomed_ner_versions(versions text[]) RETURNS TABLE (v text, key text, row_xmin xid)
+-- A row version as the batch's queries return it: 'xmin:ctid:key' of the row t (the key last,
+-- since it may hold ':'), and such versions taken apart.
+CREATE FUNCTION _biomed_ner_version(key_column name) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT v, substr(v, strpos(v, ':') + 1), split_part(v, ':', 1)::xid FROM unnest(versions) v
+    SELECT format($f$t.xmin::text || ':' || t.ctid::text || ':' || t.%I::text$f$, key_column)
+$$;
+CREATE FUNCTION _biomed_ner_versions(versions text[]) RETURNS TABLE (v text, key text, row_xmin xid, row_ctid tid)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT v, substr(v, length(split_part(v, ':', 1)) + length(split_part(v, ':', 2)) + 3),
+           split_part(v, ':', 1)::xid, split_part(v, ':', 2)::tid
+    FROM unnest(versions) v
 $$;
 
 CREATE FUNCTION biomed_ner_watch(tab regclass, text_column name, jsonb_column name, backfill boolean DEFAULT true)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    ttype regtype; jtype regtype; key_col name; key_type text; rls boolean; distributed boolean;
-    schema oid; index_name name; n int := 0; owner_oid oid; versions text[]; w @extschema@.biomed_ner_watches;
+    ttype regtype; jtype regtype; key_col name; key_type text; key_base regtype; rls boolean; distributed boolean;
+    persistence "char"; schema oid; prefix text; suffix text; index_name text; n int := 0; versions text[];
+    w @extschema@.biomed_ner_watches;
 BEGIN
     SELECT atttypid INTO ttype FROM pg_attribute WHERE attrelid = tab AND attname = text_column AND attnum > 0 AND NOT attisdropped;
     SELECT atttypid INTO jtype FROM pg_attribute WHERE attrelid = tab AND attname = jsonb_column AND attnum > 0 AND NOT attisdropped;
@@ -124,14 +165,30 @@ BEGIN
             USING ERRCODE = '55000',
             HINT = 'A watched table''s rows wait for their entities with a NULL jsonb column: ALTER TABLE ... ALTER COLUMN ... DROP NOT NULL, DROP DEFAULT.';
     END IF;
-    SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO key_col, key_type
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid INTO key_col, key_type, key_base
     FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
     WHERE i.indrelid = tab AND i.indisprimary AND i.indnkeyatts = 1;
     IF key_col IS NULL THEN
         RAISE EXCEPTION 'table % has no single-column primary key', tab USING ERRCODE = '22023',
             HINT = 'A watch finds rows again by their primary key: add one, e.g. ALTER TABLE notes ADD PRIMARY KEY (id).';
     END IF;
-    SELECT relrowsecurity INTO rls FROM pg_class WHERE oid = tab;
+    -- The queue carries keys as text between its statements, so a key's text must give the same
+    -- key back whatever the session's settings (a float's text depends on extra_float_digits, a
+    -- timestamp's on DateStyle): integers, numeric, text and uuid, and domains over them.
+    WHILE (SELECT typtype = 'd' FROM pg_type WHERE oid = key_base) LOOP
+        key_base := (SELECT typbasetype FROM pg_type WHERE oid = key_base);
+    END LOOP;
+    IF key_base NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype, 'text'::regtype,
+                        'varchar'::regtype, 'uuid'::regtype) THEN
+        RAISE EXCEPTION 'the primary key of table % is of type %, which a watch does not support', tab, key_type
+            USING ERRCODE = '0A000',
+            HINT = 'A watched table''s key must be an integer, numeric, text, varchar or uuid column (or a domain over one): add one, e.g. ALTER TABLE notes ADD COLUMN note_id bigint GENERATED ALWAYS AS IDENTITY, and make it the primary key.';
+    END IF;
+    SELECT relrowsecurity, relpersistence INTO rls, persistence FROM pg_class WHERE oid = tab;
+    IF persistence = 't' THEN
+        RAISE EXCEPTION 'table % is temporary, and the queue worker cannot see another session''s temporary tables', tab
+            USING ERRCODE = '0A000', HINT = 'Use the trigger biomed_ner_annotate on a temporary table instead.';
+    END IF;
     IF rls THEN
         RAISE EXCEPTION 'table % has row-level security, which the queue worker''s writes would not apply', tab
             USING ERRCODE = '0A000', HINT = 'Use the trigger biomed_ner_annotate on this table instead.';
@@ -154,13 +211,22 @@ BEGIN
         RAISE EXCEPTION 'table % is already watched', tab USING ERRCODE = '42710',
             HINT = 'biomed_ner_unwatch it first to watch other columns.';
     END IF;
-    -- The pending rows' index: the queue. PostgreSQL builds it as the table's owner.
-    SELECT c.relnamespace INTO schema FROM pg_class c WHERE c.oid = tab;
+    -- The pending rows' index: the queue. PostgreSQL builds it as the table's owner. Its name is
+    -- the table's, cut (by characters, so that a multibyte name stays whole) to leave room for
+    -- the suffix within the 63 bytes of a name, and numbered when taken. Nothing finds the index
+    -- by this name later: unwatch finds it by its table and its predicate.
+    SELECT c.relnamespace, c.relname INTO schema, prefix FROM pg_class c WHERE c.oid = tab;
     LOOP
-        index_name := left((SELECT relname FROM pg_class WHERE oid = tab), 40) || '_biomed_ner_pending'
-                      || CASE WHEN n > 0 THEN n::text ELSE '' END;
+        suffix := '_biomed_ner_pending' || CASE WHEN n > 0 THEN n::text ELSE '' END;
+        WHILE octet_length(prefix) + octet_length(suffix) > 63 LOOP
+            prefix := left(prefix, -1);
+        END LOOP;
+        index_name := prefix || suffix;
         EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = index_name AND relnamespace = schema);
         n := n + 1;
+        IF n > 1000 THEN
+            RAISE EXCEPTION 'no free name for the pending index of table %', tab USING ERRCODE = '42P07';
+        END IF;
     END LOOP;
     EXECUTE format('CREATE INDEX %I ON %s (%I) WHERE %I IS NULL AND %I IS NOT NULL AND @extschema@._biomed_ner_watched()',
                    index_name, tab, key_col, jsonb_column, text_column);
@@ -168,30 +234,38 @@ BEGIN
                     WHEN (OLD.%I IS DISTINCT FROM NEW.%I AND NEW.%I IS NOT NULL)
                     EXECUTE FUNCTION @extschema@._biomed_ner_invalidate(%L)',
                    text_column, tab, text_column, text_column, jsonb_column, jsonb_column);
-    owner_oid := (SELECT oid FROM pg_roles WHERE rolname = session_user);
     INSERT INTO @extschema@.biomed_ner_watches (relid, text_column, jsonb_column, key_column, key_type, pending_index, owner)
-    VALUES (tab, text_column, jsonb_column, key_col, key_type, index_name, owner_oid)
+    VALUES (tab, text_column, jsonb_column, key_col, key_type, index_name, (SELECT oid FROM pg_roles WHERE rolname = session_user))
     RETURNING * INTO w;
     IF NOT backfill THEN
         -- The rows pending now stay as they are until they are written again.
-        versions := @extschema@._biomed_ner_run_as(owner_oid,
-            format('SELECT array_agg(t.xmin::text || '':'' || t.%I::text) %s', key_col, @extschema@._biomed_ner_pending_rows(w)),
+        versions := @extschema@._biomed_ner_as_owner(w,
+            format('SELECT array_agg(%s) %s', @extschema@._biomed_ner_version(key_col), @extschema@._biomed_ner_pending_rows(w)),
             ARRAY[]::text[]);
-        INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, reason)
-        SELECT tab, x.key, x.row_xmin, 'not backfilled' FROM @extschema@._biomed_ner_versions(versions) x;
+        INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, row_ctid, reason)
+        SELECT tab, x.key, x.row_xmin, x.row_ctid, 'not backfilled' FROM @extschema@._biomed_ner_versions(versions) x;
     END IF;
 END $$;
 
+-- The watch's trigger and pending index are found by what they are (the trigger's function, the
+-- index's predicate) on this very table, never by a name: a name stored at watch time may since
+-- belong to another table, even another owner's.
 CREATE FUNCTION biomed_ner_unwatch(tab regclass) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE w @extschema@.biomed_ner_watches;
+DECLARE r record;
 BEGIN
     PERFORM @extschema@._biomed_ner_check_manager(tab);
-    SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = tab;
-    EXECUTE format('DROP TRIGGER IF EXISTS biomed_ner_watch_update ON %s', tab);
-    EXECUTE format('DROP INDEX IF EXISTS %I.%I',
-                   (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tab),
-                   w.pending_index);
+    FOR r IN SELECT t.tgname FROM pg_trigger t
+             WHERE t.tgrelid = tab AND t.tgfoid = '@extschema@._biomed_ner_invalidate()'::regprocedure LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, tab);
+    END LOOP;
+    FOR r IN SELECT i.indexrelid::regclass AS idx FROM pg_index i
+             WHERE i.indrelid = tab AND EXISTS (
+                 SELECT 1 FROM pg_depend d
+                 WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+                   AND d.refclassid = 'pg_proc'::regclass AND d.refobjid = '@extschema@._biomed_ner_watched()'::regprocedure) LOOP
+        EXECUTE format('DROP INDEX %s', r.idx);
+    END LOOP;
     DELETE FROM @extschema@.biomed_ner_watches WHERE relid = tab;
     DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab;
     DELETE FROM @extschema@.biomed_ner_batches WHERE relid = tab;
@@ -228,21 +302,32 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT (sqlstate LIKE '22%' AND sqlstate <> '22023') OR sqlstate LIKE '54%' OR sqlstate = 'XX000'
 $$;
 
+-- Runs `query` (one parameter, `keys`; one row of one text[] column) on the watched table of `w`
+-- as the table's owner, with the owner's search_path (src/queue/as_owner.rs).
+CREATE FUNCTION _biomed_ner_as_owner(w @extschema@.biomed_ner_watches, query text, keys text[], writes boolean DEFAULT false)
+RETURNS text[] LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT @extschema@._biomed_ner_run_as(o, @extschema@._biomed_ner_role_search_path(o), query, keys, writes)
+    FROM (SELECT @extschema@._biomed_ner_table_owner(w.relid) AS o) x
+$$;
+
 -- One batch of `tab`, in the caller's transaction: up to `batch` pending rows (jsonb column
 -- NULL, text not NULL, not held; in key order, through the pending index) read, annotated with
 -- their text in one batched call, and written where the text is still the one annotated and the
 -- jsonb column still NULL. Nothing is locked while the model runs (the queue's inference may run
 -- at a low priority, and a writer of the table must never wait for it): a row is locked only by
 -- the UPDATE that writes it, which skips it if it changed meanwhile, so it stays pending with its
--- new text. A row that fails alone is held as failed and does not hold back the others; an
--- error that is not a row's own leaves everything as it was. A row whose write a trigger of the
--- table skipped is held as skipped (or it would come first in every batch). Returns the rows
--- written or held.
+-- new text. A row that fails alone is held as failed and does not hold back the others. A row
+-- whose write a trigger of the table skipped is held as skipped (or it would come first in every
+-- batch). Returns the rows written or held; -1 when the table's batch failed as a whole (an
+-- error that is not a row's own: the model cannot load, or anything the table's owner did to the
+-- table: a policy or trigger that raises, a renamed column), which is then the watch's
+-- last_error and nothing else changed. It never raises for such an error, so that one table
+-- cannot stop the queue of the others.
 -- Not for PUBLIC: the queue worker and biomed_ner_queue_drain call it.
 CREATE FUNCTION _biomed_ner_drain(tab oid, batch int) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    w @extschema@.biomed_ner_watches;
+    w @extschema@.biomed_ner_watches; owner_oid oid;
     versions text[]; keys text[]; done_keys text[]; one text[]; still text[]; gone text[];
     failed_keys text[] := ARRAY[]::text[]; k text; st text; msg text; stopped boolean := false;
     pending text; annotate text;
@@ -252,29 +337,30 @@ BEGIN
     IF NOT FOUND OR w.paused THEN
         RETURN 0;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = tab) THEN
+    owner_oid := @extschema@._biomed_ner_table_owner(tab);
+    IF owner_oid IS NULL THEN
         -- The table was dropped (with its index and trigger): its watch goes too.
         DELETE FROM @extschema@.biomed_ner_watches WHERE relid = tab;
         DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab;
         RETURN 0;
     END IF;
-    IF NOT (has_table_privilege(w.owner, tab, 'SELECT') AND has_column_privilege(w.owner, tab, w.jsonb_column, 'UPDATE')) THEN
-        msg := format('role %s may no longer read %s or write its column %s; the watch waits',
-                      w.owner::regrole, tab::regclass, w.jsonb_column);
+    IF NOT (has_table_privilege(owner_oid, tab, 'SELECT') AND has_column_privilege(owner_oid, tab, w.jsonb_column, 'UPDATE')) THEN
+        msg := format('the table''s owner %s may not read %s or write its column %s; the watch waits',
+                      owner_oid::regrole, tab::regclass, w.jsonb_column);
         UPDATE @extschema@.biomed_ner_watches SET last_error = msg, last_error_at = now()
         WHERE relid = tab AND last_error IS DISTINCT FROM msg;
         RETURN 0;
     END IF;
-    -- Every read and write of the watched table runs as the watch's creator
-    -- (src/queue/as_owner.rs), so that no function of the table's (a domain's CHECK, a trigger,
-    -- the key type's comparison) runs with this one's rights. The pending rows: 'xmin:key'.
-    pending := format('SELECT array_agg(xmin::text || '':'' || k) FROM (SELECT t.xmin, t.%1$I::text AS k %2$s ORDER BY t.%1$I LIMIT %3$s) p',
-                      w.key_column, @extschema@._biomed_ner_pending_rows(w), batch);
-    versions := @extschema@._biomed_ner_run_as(w.owner, pending, ARRAY[]::text[]);
+    -- Every read and write of the watched table runs as its owner (_biomed_ner_as_owner), so that
+    -- no function of the table's (a domain's CHECK, a trigger, the key type's comparison) runs
+    -- with this one's rights. The pending rows' versions.
+    pending := format('SELECT array_agg(v) FROM (SELECT %1$s AS v %2$s ORDER BY t.%3$I LIMIT %4$s) p',
+                      @extschema@._biomed_ner_version(w.key_column), @extschema@._biomed_ner_pending_rows(w), w.key_column, batch);
+    versions := @extschema@._biomed_ner_as_owner(w, pending, ARRAY[]::text[]);
     IF versions IS NULL THEN
         -- Nothing pending: the failed and skipped rows deleted since leave the failures.
         IF EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held WHERE relid = tab AND reason <> 'not backfilled') THEN
-            gone := @extschema@._biomed_ner_run_as(w.owner,
+            gone := @extschema@._biomed_ner_as_owner(w,
                 format('SELECT array_agg(x) FROM unnest($1) x WHERE NOT EXISTS (SELECT 1 FROM %s WHERE %I = x::%s)',
                        tab::regclass, w.key_column, w.key_type),
                 (SELECT array_agg(key) FROM @extschema@.biomed_ner_held WHERE relid = tab AND reason <> 'not backfilled'));
@@ -288,7 +374,7 @@ BEGIN
     IF NOT FOUND OR w.paused THEN
         RETURN 0;
     END IF;
-    versions := @extschema@._biomed_ner_run_as(w.owner, pending, ARRAY[]::text[]);
+    versions := @extschema@._biomed_ner_as_owner(w, pending, ARRAY[]::text[]);
     IF versions IS NULL THEN
         RETURN 0;
     END IF;
@@ -305,21 +391,18 @@ BEGIN
                     WHERE t.%1$I = r.k AND t.%2$I::text = r.body AND t.%5$I IS NULL RETURNING t.%1$I::text AS k)
         SELECT array_agg(k) FROM written$f$, w.key_column, w.text_column, tab::regclass, w.key_type, w.jsonb_column);
     BEGIN
-        done_keys := @extschema@._biomed_ner_run_as(w.owner, annotate, keys, writes => true);
+        done_keys := @extschema@._biomed_ner_as_owner(w, annotate, keys, writes => true);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
         IF NOT @extschema@._biomed_ner_row_error(st) THEN
-            -- Not the rows' fault (the model cannot load, the inference service restarts, a
-            -- setting is wrong): nothing changes; the next batch tries again.
-            UPDATE @extschema@.biomed_ner_watches SET last_error = format('%s: %s', st, msg), last_error_at = now()
-            WHERE relid = tab;
-            RETURN 0;
+            -- Not the rows' fault: to the handler below.
+            RAISE;
         END IF;
         -- One row's failure (a note over max_chars, say) must not hold back the others: one at a time.
         done_keys := ARRAY[]::text[];
         FOREACH k IN ARRAY keys LOOP
             BEGIN
-                one := @extschema@._biomed_ner_run_as(w.owner, annotate, ARRAY[k], writes => true);
+                one := @extschema@._biomed_ner_as_owner(w, annotate, ARRAY[k], writes => true);
                 done_keys := done_keys || coalesce(one, ARRAY[]::text[]);
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
@@ -327,11 +410,11 @@ BEGIN
                 WHERE relid = tab;
                 stopped := NOT @extschema@._biomed_ner_row_error(st);
                 EXIT WHEN stopped;
-                INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, reason, sqlstate, error)
-                SELECT tab, k, x.row_xmin, 'failed', st, msg FROM @extschema@._biomed_ner_versions(versions) x
+                INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, row_ctid, reason, sqlstate, error)
+                SELECT tab, k, x.row_xmin, x.row_ctid, 'failed', st, msg FROM @extschema@._biomed_ner_versions(versions) x
                 WHERE x.key = k
-                ON CONFLICT (relid, key) DO UPDATE SET row_xmin = excluded.row_xmin, reason = excluded.reason,
-                    sqlstate = excluded.sqlstate, error = excluded.error, held_at = now();
+                ON CONFLICT (relid, key) DO UPDATE SET row_xmin = excluded.row_xmin, row_ctid = excluded.row_ctid,
+                    reason = excluded.reason, sqlstate = excluded.sqlstate, error = excluded.error, held_at = now();
                 failed_keys := failed_keys || k;
             END;
         END LOOP;
@@ -341,15 +424,15 @@ BEGIN
     -- row is pending in its new version), or, still pending in the very version read, skipped
     -- by a trigger of the table: held, so that they do not come first in every batch.
     IF NOT stopped AND cardinality(done_keys) + cardinality(failed_keys) < cardinality(keys) THEN
-        still := @extschema@._biomed_ner_run_as(w.owner,
-            format('SELECT array_agg(xmin::text || '':'' || %1$I::text) FROM %2$s WHERE %1$I = ANY($1::%3$s[]) AND %4$I IS NULL',
-                   w.key_column, tab::regclass, w.key_type, w.jsonb_column),
+        still := @extschema@._biomed_ner_as_owner(w,
+            format('SELECT array_agg(%1$s) FROM %2$s t WHERE t.%3$I = ANY($1::%4$s[]) AND t.%5$I IS NULL',
+                   @extschema@._biomed_ner_version(w.key_column), tab::regclass, w.key_column, w.key_type, w.jsonb_column),
             (SELECT array_agg(x) FROM unnest(keys) x WHERE x <> ALL (done_keys) AND x <> ALL (failed_keys)));
-        INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, reason, error)
-        SELECT tab, x.key, x.row_xmin, 'skipped', 'the write of its entities was skipped by a trigger of the table'
+        INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, row_ctid, reason, error)
+        SELECT tab, x.key, x.row_xmin, x.row_ctid, 'skipped', 'the write of its entities was skipped by a trigger of the table'
         FROM @extschema@._biomed_ner_versions(versions) x WHERE x.v = ANY (still)
-        ON CONFLICT (relid, key) DO UPDATE SET row_xmin = excluded.row_xmin, reason = excluded.reason,
-            sqlstate = NULL, error = excluded.error, held_at = now();
+        ON CONFLICT (relid, key) DO UPDATE SET row_xmin = excluded.row_xmin, row_ctid = excluded.row_ctid,
+            reason = excluded.reason, sqlstate = NULL, error = excluded.error, held_at = now();
     END IF;
     -- A row held before (failed, say) that has now gone through.
     DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab AND key = ANY (done_keys);
@@ -357,10 +440,17 @@ BEGIN
     INSERT INTO @extschema@.biomed_ner_batches (relid, rows) VALUES (tab, cardinality(done_keys));
     DELETE FROM @extschema@.biomed_ner_batches WHERE at < now() - interval '10 minutes';
     -- Stopped by an error that is not a row's own: the rest of the batch is left for later.
-    RETURN CASE WHEN stopped THEN 0 ELSE cardinality(keys) END;
+    RETURN CASE WHEN stopped THEN -1 ELSE cardinality(keys) END;
+EXCEPTION WHEN OTHERS THEN
+    -- The table's batch failed as a whole: everything it did is undone; the error is the watch's.
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+    UPDATE @extschema@.biomed_ner_watches SET last_error = format('%s: %s', st, msg), last_error_at = now()
+    WHERE relid = tab;
+    RETURN -1;
 END $$;
 REVOKE ALL ON FUNCTION _biomed_ner_drain(oid, int) FROM PUBLIC;
-REVOKE ALL ON FUNCTION _biomed_ner_run_as(oid, text, text[], boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _biomed_ner_run_as(oid, text, text, text[], boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _biomed_ner_as_owner(@extschema@.biomed_ner_watches, text, text[], boolean) FROM PUBLIC;
 
 CREATE FUNCTION biomed_ner_queue_drain(tab regclass, max_rows bigint DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -369,6 +459,13 @@ BEGIN
     PERFORM @extschema@._biomed_ner_check_manager(tab);
     LOOP
         got := @extschema@._biomed_ner_drain(tab, least(coalesce(max_rows - n, 64), 64)::int);
+        IF got < 0 THEN
+            -- The batch failed as a whole: what it says is the watch's last_error.
+            RAISE WARNING 'biomed_ner_queue_drain(%): the batch failed; the rows stay pending', tab
+                USING DETAIL = coalesce((SELECT s.last_error FROM @extschema@.biomed_ner_queue_status s WHERE s.table_name = tab), ''),
+                      HINT = 'SELECT last_error FROM biomed_ner_queue_status says why; drain again once it is mended.';
+            EXIT;
+        END IF;
         n := n + got;
         EXIT WHEN got = 0 OR (max_rows IS NOT NULL AND n >= max_rows);
     END LOOP;
@@ -377,7 +474,7 @@ END $$;
 
 -- Held entries whose row version is gone (the row deleted, or written again, which made it
 -- pending anyway): up to `n` entries after position `after` ('relid:key'; NULL: from the first)
--- in the key's order are checked, as each watch's creator, and those of gone versions deleted.
+-- in the key's order are checked, as each table's owner, and those of gone versions deleted.
 -- Returns the position reached, NULL after the last entry. The queue worker walks all held
 -- entries this way, a slice a minute while idle (src/queue/worker.rs): a table watched without
 -- backfill may hold millions, too many to check at every round as the drain checks the failed.
@@ -386,8 +483,9 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record; w @extschema@.biomed_ner_watches; live text[]; reached text; seen bigint := 0;
 BEGIN
     FOR r IN
-        SELECT s.relid, array_agg(s.row_xmin::text || ':' || s.key) AS versions, max(s.key) AS last_key, count(*) AS entries
-        FROM (SELECT h.relid, h.key, h.row_xmin FROM @extschema@.biomed_ner_held h
+        SELECT s.relid, array_agg(s.row_xmin::text || ':' || s.row_ctid::text || ':' || s.key) AS versions,
+               max(s.key) AS last_key, count(*) AS entries
+        FROM (SELECT h.relid, h.key, h.row_xmin, h.row_ctid FROM @extschema@.biomed_ner_held h
               WHERE after IS NULL
                  OR (h.relid, h.key) > (split_part(after, ':', 1)::oid::regclass, substr(after, strpos(after, ':') + 1))
               ORDER BY h.relid, h.key LIMIT n) s
@@ -396,18 +494,24 @@ BEGIN
         seen := seen + r.entries;
         reached := r.relid::oid::text || ':' || r.last_key;
         SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = r.relid;
-        -- A dropped table's entries go with its watch (_biomed_ner_drain); a creator that may no
+        -- A dropped table's entries go with its watch (_biomed_ner_drain); an owner that may no
         -- longer read the table leaves them for later.
         CONTINUE WHEN NOT FOUND OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid)
-                      OR NOT has_table_privilege(w.owner, r.relid, 'SELECT');
-        live := @extschema@._biomed_ner_run_as(w.owner,
-            format('SELECT array_agg(x.v) FROM @extschema@._biomed_ner_versions($1) x WHERE EXISTS (SELECT 1 FROM %s t
-                    WHERE t.%I = x.key::%s AND t.xmin = x.row_xmin)',
-                   r.relid::regclass, w.key_column, w.key_type),
-            r.versions);
+                      OR NOT has_table_privilege(@extschema@._biomed_ner_table_owner(r.relid), r.relid, 'SELECT');
+        BEGIN
+            live := @extschema@._biomed_ner_as_owner(w,
+                format('SELECT array_agg(x.v) FROM @extschema@._biomed_ner_versions($1) x WHERE EXISTS (SELECT 1 FROM %s t
+                        WHERE t.%I = x.key::%s AND t.xmin = x.row_xmin AND t.ctid = x.row_ctid)',
+                       r.relid::regclass, w.key_column, w.key_type),
+                r.versions);
+        EXCEPTION WHEN OTHERS THEN
+            -- Whatever the table's owner did to it (a policy that raises, a renamed column) is
+            -- the drain's to report; its entries wait for the next walk.
+            CONTINUE;
+        END;
         DELETE FROM @extschema@.biomed_ner_held h
-        WHERE h.relid = r.relid AND h.row_xmin::text || ':' || h.key = ANY (r.versions)
-          AND h.row_xmin::text || ':' || h.key <> ALL (coalesce(live, ARRAY[]::text[]));
+        WHERE h.relid = r.relid AND h.row_xmin::text || ':' || h.row_ctid::text || ':' || h.key = ANY (r.versions)
+          AND h.row_xmin::text || ':' || h.row_ctid::text || ':' || h.key <> ALL (coalesce(live, ARRAY[]::text[]));
     END LOOP;
     RETURN CASE WHEN seen < n THEN NULL ELSE reached END;
 END $$;
@@ -415,19 +519,26 @@ REVOKE ALL ON FUNCTION _biomed_ner_prune_held(text, int) FROM PUBLIC;
 
 -- The pending rows of `tab` and how long the oldest has waited: since the queue worker's clock
 -- (biomed_ner_clock) last read a transaction id at most its xmin's, and at most since the table
--- was watched. NULLs unless both the session user and the watch's creator may read the table.
+-- was watched. NULLs unless both the session user and the table's owner may read the table, and
+-- when counting fails (whatever the table's owner did to it is the drain's last_error): the status
+-- view never raises for its reader.
 CREATE FUNCTION _biomed_ner_pending(tab oid, OUT pending bigint, OUT oldest_pending_age interval)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE w @extschema@.biomed_ner_watches; counts text[]; since timestamptz; target numeric;
 BEGIN
     SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = tab;
     IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = tab)
-       OR NOT has_table_privilege(session_user, tab, 'SELECT') OR NOT has_table_privilege(w.owner, tab, 'SELECT') THEN
+       OR NOT has_table_privilege(session_user, tab, 'SELECT')
+       OR NOT has_table_privilege(@extschema@._biomed_ner_table_owner(tab), tab, 'SELECT') THEN
         RETURN;
     END IF;
-    counts := @extschema@._biomed_ner_run_as(w.owner,
-        format('SELECT ARRAY[count(*)::text, max(age(t.xmin))::text] %s', @extschema@._biomed_ner_pending_rows(w)),
-        ARRAY[]::text[]);
+    BEGIN
+        counts := @extschema@._biomed_ner_as_owner(w,
+            format('SELECT ARRAY[count(*)::text, max(age(t.xmin))::text] %s', @extschema@._biomed_ner_pending_rows(w)),
+            ARRAY[]::text[]);
+    EXCEPTION WHEN OTHERS THEN
+        RETURN;
+    END;
     pending := counts[1]::bigint;
     IF pending > 0 THEN
         -- The oldest pending version's transaction id, from its age.
@@ -457,7 +568,14 @@ SELECT w.relid::regclass AS table_name, w.text_column, w.jsonb_column, w.owner::
        p.oldest_pending_age,
        (SELECT round(coalesce(sum(b.rows), 0) / 60.0, 2) FROM @extschema@.biomed_ner_batches b
         WHERE b.relid = w.relid AND b.at > now() - interval '1 minute') AS rows_per_second,
-       w.last_error, w.last_error_at
+       -- A model's load error quotes paths and file content: only for roles that may read
+       -- server files, as biomed_ner() itself shows them (src/access.rs).
+       CASE WHEN left(w.last_error, 6) IN ('58P01:', 'F0000:', '42501:', '58000:')
+                 AND NOT (pg_has_role('pg_read_server_files', 'USAGE')
+                          OR (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user))
+            THEN left(w.last_error, 5) || ': the model cannot be loaded or read; a role that may read server files sees why'
+            ELSE w.last_error END AS last_error,
+       w.last_error_at
 FROM @extschema@.biomed_ner_watches w
 CROSS JOIN LATERAL @extschema@._biomed_ner_pending(w.relid) p
 WHERE has_table_privilege(w.relid, 'SELECT');

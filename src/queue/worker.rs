@@ -10,6 +10,15 @@
 //! (throttling a backfill on a busy server); with nothing queued it sleeps on its latch.
 //! `pg_stat_activity` shows it (`backend_type` `biomed_ner queue`) and the table it works on.
 //!
+//! A table's batch that fails as a whole (its owner's policy or trigger raises, a column was
+//! renamed, the model cannot load) is that table's `last_error`: the batch function never raises
+//! for it, and the worker leaves that table alone for [`FAILED_TABLE_PAUSE`] while it goes on
+//! with the others. The worker takes SIGTERM as a backend does (`die`): it ends at its next check
+//! for interrupts (between batches, and during inference, which checks them between passes), with
+//! exit code 1, so that the postmaster starts it again after 5 s unless the server is shutting
+//! down (`pg_terminate_backend` on it, say). One worker per database works at a time (an advisory
+//! lock): a second, started by a restarted launcher, waits for the first to end.
+//!
 //! It also keeps the queue's clock (`biomed_ner_clock`, for the status view's oldest pending
 //! age): at every round it reads the cluster's next transaction id and the time, and writes the
 //! reading of the idle round before when a round finds work (so a row that arrived while it slept
@@ -36,6 +45,12 @@ const NO_EXTENSION_NAPTIME: Duration = Duration::from_secs(1);
 const CLOCK_IDLE_TICK: Duration = Duration::from_secs(60);
 /// How often at most while rounds find work.
 const CLOCK_BUSY_TICK: Duration = Duration::from_secs(1);
+
+/// How long a table whose batch failed as a whole is left alone before the next try.
+const FAILED_TABLE_PAUSE: Duration = Duration::from_secs(10);
+
+/// The advisory lock a database's queue worker holds while it works ("bnqueu").
+const WORKER_LOCK: i64 = 0x626E_7175_6575;
 
 /// How many held entries an idle round checks for rows deleted or written again, and how often.
 const PRUNE_SLICE: i32 = 1000;
@@ -123,12 +138,28 @@ fn report_idle() {
     unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
 }
 
-/// Sleeps on the latch; false when the worker must stop. Reloads the settings at SIGHUP.
-fn sleep(duration: Duration) -> bool {
-    if duration.is_zero() {
-        return true;
+/// SIGTERM as a backend takes it: `die` sets the interrupt flags (and the latch), and the next
+/// check for interrupts ends the process with FATAL, exit code 1.
+fn terminate_like_a_backend() {
+    unsafe extern "C-unwind" {
+        /// PostgreSQL's SIGTERM handler of a backend (tcop/postgres.c).
+        #[link_name = "die"]
+        fn postgres_die(signal: std::ffi::c_int);
     }
-    let alive = BackgroundWorker::wait_latch(Some(duration));
+    // Safety: installs PostgreSQL's own handler for a backend's SIGTERM.
+    unsafe {
+        #[cfg(not(feature = "pg18"))]
+        pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(postgres_die));
+        #[cfg(feature = "pg18")]
+        pg_sys::pqsignal_be(pg_sys::SIGTERM as i32, Some(postgres_die));
+    }
+}
+
+/// Sleeps on the latch (not at all for a zero duration), then answers a pending SIGTERM or
+/// cancel; false when the worker must stop. Reloads the settings at SIGHUP.
+fn sleep(duration: Duration) -> bool {
+    let alive = duration.is_zero() || BackgroundWorker::wait_latch(Some(duration));
+    pgrx::check_for_interrupts!();
     if BackgroundWorker::sighup_received() {
         // Safety: the documented way for a background worker to reload its settings.
         unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
@@ -141,9 +172,23 @@ fn sleep(duration: Duration) -> bool {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
+    terminate_like_a_backend();
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // One worker per database: a second one waits until the first has ended.
+    loop {
+        let locked: bool = BackgroundWorker::transaction(|| {
+            read_one("SELECT pg_try_advisory_lock($1)", &[WORKER_LOCK.into()]).unwrap_or(false)
+        });
+        if locked {
+            break;
+        }
+        report_activity("biomed_ner queue: waiting for the other worker of this database to end");
+        if !sleep(Duration::from_secs(1)) {
+            return;
+        }
+    }
     // Its inference is background work: at biomed_ner.queue_nice, in the service or here.
     crate::backend::set_background(gucs::queue_nice());
     let mut previous: Option<Reading> = None;
@@ -152,6 +197,8 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
     // Where the walk through the held entries has got to (`_biomed_ner_prune_held`).
     let mut prune_after: Option<String> = None;
     let mut last_prune: Option<std::time::Instant> = None;
+    // Tables whose last batch failed as a whole, and when they may be tried again.
+    let mut failed: BTreeMap<u32, std::time::Instant> = BTreeMap::new();
     loop {
         report_idle();
         // The watched tables, the schema of the extension (None: not installed here), and a
@@ -191,7 +238,11 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
             continue;
         };
         let mut worked = false;
+        failed.retain(|_, until| *until > std::time::Instant::now());
         for (relid, name) in tables {
+            if failed.contains_key(&relid.to_u32()) {
+                continue;
+            }
             report_activity(&format!("biomed_ner queue: annotating {name}"));
             let done: i32 = BackgroundWorker::transaction(|| {
                 read_one(
@@ -200,6 +251,10 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
                 )
                 .unwrap_or(0)
             });
+            if done < 0 {
+                // The batch failed as a whole: its error is the table's last_error.
+                failed.insert(relid.to_u32(), std::time::Instant::now() + FAILED_TABLE_PAUSE);
+            }
             worked |= done > 0;
             if done > 0 && !sleep(Duration::from_millis(gucs::queue_pause_ms())) {
                 return;

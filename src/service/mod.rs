@@ -84,14 +84,49 @@ fn session_key() -> ModelKey {
     }
 }
 
+/// The longest window the service runs for a session.
+pub const SERVICE_MAX_LENGTH: usize = 512;
+
+/// Why this session's per-call options would make it take more than its share of the service,
+/// or `None`. The service's time is every session's: a request's cost must follow its text, not
+/// options its caller chose. Consecutive windows share `stride` tokens, so a note needs about
+/// tokens / (max_length - stride) windows: a stride near max_length multiplies them (509 of 512:
+/// about 500 times), and each window costs more the longer it is. So the service takes windows
+/// of at most [`SERVICE_MAX_LENGTH`] tokens that overlap by at most half (at most about twice the
+/// windows of no overlap); other calls run in the session's own backend (under `auto`) or are
+/// refused (under `service`).
+fn unfair_options() -> Option<String> {
+    let (max_length, stride) = (gucs::max_length(), gucs::stride());
+    if max_length > SERVICE_MAX_LENGTH {
+        Some(format!("biomed_ner.max_length is {max_length}, over the {SERVICE_MAX_LENGTH} tokens the inference service runs"))
+    } else if stride * 2 > max_length {
+        Some(format!("biomed_ner.stride is {stride}, over half of biomed_ner.max_length ({max_length})"))
+    } else {
+        None
+    }
+}
+
 /// Whether this session's calls go to the service; raises when `execution` is `service` and
-/// there is none.
+/// there is none, or when its options would take more than its share ([`unfair_options`]).
 fn use_service(function: &'static str) -> bool {
     let preloaded = PRELOADED.load(Ordering::Relaxed);
+    let unfair = if preloaded { unfair_options() } else { None };
     match gucs::execution() {
         ExecutionSetting::Backend => false,
-        ExecutionSetting::Auto => preloaded,
-        ExecutionSetting::Service if preloaded => true,
+        ExecutionSetting::Auto => preloaded && unfair.is_none(),
+        ExecutionSetting::Service if preloaded => match unfair {
+            None => true,
+            Some(why) => raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("{why}, which the shared inference service does not serve"),
+                format!(
+                    "The service shares its time among sessions: keep biomed_ner.max_length at most {SERVICE_MAX_LENGTH} and \
+                     biomed_ner.stride at most half of it, or SET biomed_ner.execution = 'auto' (or 'backend') to run \
+                     these options in this session."
+                ),
+                function,
+            ),
+        },
         ExecutionSetting::Service => raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "biomed_ner.execution is service, but the inference service is not running",
@@ -177,7 +212,7 @@ pub fn status(function: &'static str) -> serde_json::Value {
         });
     }
     match client::call(&Request::Status, function) {
-        Response::Status { status } => status,
+        Response::Status { status } => redact(status, crate::access::may_read_server_files()),
         other => raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             format!("the inference service answered {other:?} to a status request"),
@@ -185,6 +220,29 @@ pub fn status(function: &'static str) -> serde_json::Value {
             function,
         ),
     }
+}
+
+/// The service's status as a role may see it: without `details` (a role that may not read
+/// server files), a model's load error (`failure`, `last_error`) in the words that keep paths
+/// and file content out, as `biomed_ner()` itself raises it.
+fn redact(mut status: serde_json::Value, details: bool) -> serde_json::Value {
+    let Some(map) = status.as_object_mut() else { return status };
+    let redacted = map.remove("last_error_redacted").filter(|v| !v.is_null());
+    if details {
+        return status;
+    }
+    if let Some(r) = redacted {
+        map.insert("last_error".into(), r);
+    }
+    if let Some(failure) = map.get_mut("failure").and_then(|f| f.as_object_mut()) {
+        if let Some(serde_json::Value::Array(words)) = failure.remove("redacted") {
+            if let [message, hint] = words.as_slice() {
+                failure.insert("message".into(), message.clone());
+                failure.insert("hint".into(), hint.clone());
+            }
+        }
+    }
+    status
 }
 
 /// What `biomed_ner_info()` reports when this session's calls go to the service: the

@@ -106,6 +106,9 @@ struct Service {
     state_for: Mutex<Option<ServiceConfig>>,
     stats: Stats,
     last_error: Mutex<Option<String>>,
+    /// What a role that may not read server files sees of `last_error` (a model's load error
+    /// quotes paths and file content; the backend chooses, [`super::status`]).
+    last_error_redacted: Mutex<Option<String>>,
     meta: WorkerMeta,
     /// When the last batch ended: a service idle for longer than [`IDLE_AFTER`] runs a request
     /// at once instead of waiting to fill a batch.
@@ -124,6 +127,7 @@ pub fn run(listener: UnixListener, control: File, config: ServiceConfig, meta: W
         state_for: Mutex::new(None),
         stats: Stats::default(),
         last_error: Mutex::new(meta.last_exit.clone()),
+        last_error_redacted: Mutex::new(None),
         meta,
         last_batch: Mutex::new(Instant::now() - IDLE_AFTER),
         started: Instant::now(),
@@ -286,6 +290,13 @@ impl Service {
         }
     }
 
+    /// Keeps `failure` as the last error, with the words a role that may not read server files
+    /// sees instead.
+    fn set_last_error(&self, failure: &Failure) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure.message.clone());
+        *self.last_error_redacted.lock().unwrap_or_else(|e| e.into_inner()) = failure.redacted.as_ref().map(|(m, _)| m.clone());
+    }
+
     fn status(&self) -> serde_json::Value {
         let config = self.config();
         let mut status = serde_json::Map::new();
@@ -339,6 +350,7 @@ impl Service {
             "failures": s.failures.load(Ordering::Relaxed),
             "restarts": self.meta.restarts,
             "last_error": *self.last_error.lock().unwrap_or_else(|e| e.into_inner()),
+            "last_error_redacted": *self.last_error_redacted.lock().unwrap_or_else(|e| e.into_inner()),
         });
         if let serde_json::Value::Object(m) = json {
             status.extend(m);
@@ -361,7 +373,7 @@ impl Service {
                     }
                     Err(f) => {
                         log!("cannot load model \"{}\": {}", config.key.model, f.message);
-                        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(f.message.clone());
+                        self.set_last_error(&f);
                         ModelState::Failed(f)
                     }
                 };
@@ -529,14 +541,14 @@ impl Service {
             Ok(Err(e)) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
                 let failure = Failure::engine(&e);
-                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure.message.clone());
+                self.set_last_error(&failure);
                 let _ = batch[0].reply.send(Response::Failed { failure });
             }
             Err(panic) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
                 let failure = internal(format!("biomed_ner failed: {}", panic_message(&*panic)));
                 log!("{}", failure.message);
-                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure.message.clone());
+                self.set_last_error(&failure);
                 let _ = batch[0].reply.send(Response::Failed { failure });
             }
         }

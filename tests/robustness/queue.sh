@@ -72,7 +72,7 @@ echo "load: $n_rows rows, $n_pending pending at the immediate stop, the oldest f
 check "load: the oldest pending row's age, from the worker's clock" "$age_ok"
 # A held entry of a row that is gone (as a watch without backfill leaves when its rows are
 # deleted): the worker's walk through the held entries, at its first idle round, removes it.
-sql "INSERT INTO biomed_ner_held (relid, key, row_xmin, reason) VALUES ('notes', '-1', '3', 'not backfilled')" >/dev/null
+sql "INSERT INTO biomed_ner_held (relid, key, row_xmin, row_ctid, reason) VALUES ('notes', '-1', '3', '(0,1)', 'not backfilled')" >/dev/null
 restart_immediately
 wait
 echo "load: queue empty $(wait_drained) s after the restart"

@@ -168,7 +168,7 @@ SELECT expect_error($$SELECT biomed_ner_watch('alice_notes', 'body', 'entities')
 SELECT expect_error($$SELECT biomed_ner_unwatch('watched')$$);
 SELECT expect_error($$SELECT biomed_ner_watch_pause('watched')$$);
 SELECT expect_error($$SELECT biomed_ner_queue_drain('watched')$$);
-SELECT expect_error($$INSERT INTO biomed_ner_held (relid, key, row_xmin, reason) VALUES ('alice_notes'::regclass, '1', '1', 'failed')$$);
+SELECT expect_error($$INSERT INTO biomed_ner_held (relid, key, row_xmin, row_ctid, reason) VALUES ('alice_notes'::regclass, '1', '1', '(0,1)', 'failed')$$);
 SELECT expect_error($$SELECT biomed_ner_queue_retry('watched')$$);
 SELECT expect_error($$SELECT _biomed_ner_drain('watched'::regclass, 10)$$);
 SELECT table_name FROM biomed_ner_queue_status;
@@ -180,7 +180,7 @@ SELECT biomed_ner_queue_drain('alice_notes') AS annotated;
 SELECT owner FROM biomed_ner_queue_status;
 RESET SESSION AUTHORIZATION;
 -- The held rows of a table are visible to those who may read it, and to no one else.
-INSERT INTO biomed_ner_held (relid, key, row_xmin, reason, error) VALUES ('alice_notes', '1', '1', 'failed', 'a test');
+INSERT INTO biomed_ner_held (relid, key, row_xmin, row_ctid, reason, error) VALUES ('alice_notes', '1', '1', '(0,1)', 'failed', 'a test');
 SET SESSION AUTHORIZATION queue_bob;
 SELECT count(*) AS bob_sees FROM biomed_ner_held WHERE relid = 'alice_notes'::regclass;
 SELECT count(*) AS bob_sees FROM biomed_ner_queue_failures;
@@ -189,7 +189,7 @@ SELECT count(*) AS alice_sees FROM biomed_ner_held WHERE relid = 'alice_notes'::
 SELECT table_name, key, error FROM biomed_ner_queue_failures;
 RESET SESSION AUTHORIZATION;
 DELETE FROM biomed_ner_held WHERE relid = 'alice_notes'::regclass;
--- The table's own triggers run as the watch's creator, never with the queue's rights.
+-- The table's own triggers run as its owner, never with the queue's rights, nor the caller's.
 CREATE TABLE alice_log (who name);
 CREATE FUNCTION alice_audit() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO alice_log VALUES (current_user); RETURN NEW; END $$;

@@ -40,8 +40,20 @@ SELECT jsonb_typeof(biomed_ner('fever')) AS served;
 SET biomed_ner.aggregation = 'none';
 SELECT biomed_ner('Fever and cough.')->0 ? 'index' AS token_level;
 RESET biomed_ner.aggregation;
+-- Windows that overlap by more than half would take more than a session's share of the
+-- service's time: under service such a call is refused, under auto it runs in this backend.
 SET biomed_ner.stride = 1000;
 SELECT expect_error($$SELECT biomed_ner('fever')$$);
+SET biomed_ner.stride = 300;
+SELECT expect_error($$SELECT biomed_ner('fever')$$);
+SET biomed_ner.execution = 'auto';
+SELECT biomed_ner_info()->>'execution' AS execution, jsonb_array_length(biomed_ner('Fever and cough.')) > 0 AS annotated;
+SET biomed_ner.stride = 256;
+SELECT biomed_ner_info()->>'execution' AS execution;
+SET biomed_ner.max_length = 1024;
+SELECT biomed_ner_info()->>'execution' AS execution;
+RESET biomed_ner.max_length;
+SET biomed_ner.execution = 'service';
 RESET biomed_ner.stride;
 -- Waiting for the service answers a timeout, and the service drops the abandoned request.
 SET statement_timeout = '200ms';

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# An ordinary role against the extension, where it takes a fresh session, a queue worker or the
+# shared inference service (the rest is tests/pg_regress/sql/hostile.sql), on a throw-away cluster:
+#  1. without preloading: a model folder set before the library is loaded, then the library
+#     loaded by a SECURITY DEFINER function of the extension (a queue drain): refused, the file's
+#     content and the path's existence never shown, the setting back at the server's value;
+#  2. with biomed_ner preloaded and a queue worker: a model load error in biomed_ner_service()
+#     is redacted for a role that may not read server files; a table owner's table whose batches
+#     fail does not stop the queue of another table, nor the worker; a terminated worker comes
+#     back; a fast shutdown in the middle of a backfill is prompt;
+#  3. one role's windows (a stride of 509 of 512) do not hold another session's call through the
+#     service: they run in the role's own backend.
+# No server log may show a crashed process.
+#   tests/robustness/hostile.sh       Run as root after `cargo pgrx install`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/cluster.sh
+MODEL=$(scripts/fixtures-for-postgres)/v3_base_like
+start_cluster 54372
+. tests/robustness/lib.sh
+sql() { cluster_psql -d q -Atc "$1"; }
+as_alice() { runuser -u postgres -- "$PG_BIN/psql" -X -q -h "$PGDATA_DIR" -p "$PG_PORT" -U alice -d q -At "$@" 2>&1; }
+now() { date +%s.%N; }
+restart() {
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast stop >/dev/null
+    runuser -u postgres -- env -u RUST_BACKTRACE RAYON_NUM_THREADS=2 "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w \
+        -o "-p $PG_PORT -k $PGDATA_DIR -c listen_addresses=''" start >/dev/null
+}
+worker_pid() { sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'biomed_ner queue' AND datname = 'q'"; }
+wait_for() { # SECONDS SQL: until SQL gives t; prints the seconds it took or 'never'
+    local t0; t0=$(now)
+    for _ in $(seq $(($1 * 10))); do
+        [ "$(sql "$2" 2>/dev/null)" = t ] && { echo "$(now) - $t0" | bc; return 0; }
+        sleep 0.1
+    done
+    echo never
+}
+
+# A folder with a secret the server can read and alice may not: its config.json.
+# (The fixture's files, so that loading gets as far as reading config.json.)
+SECRET=$(mktemp -d /tmp/biomed-ner-secret.XXXXXX)
+cp -r "$MODEL/." "$SECRET/"
+echo '{"model_type": "the-secret-content"}' >"$SECRET/config.json"
+chown -R postgres "$SECRET"; chmod 700 "$SECRET"; chmod 600 "$SECRET/config.json"
+cluster_psql -d postgres -c "CREATE DATABASE q" >/dev/null
+sql "CREATE EXTENSION biomed_ner; CREATE ROLE alice LOGIN; GRANT CREATE ON SCHEMA public TO alice" >/dev/null
+as_alice -c "CREATE TABLE m (id int PRIMARY KEY, body text, e jsonb); INSERT INTO m VALUES (1, 'Fever.')" >/dev/null
+# A superuser watches alice's table (the batches must still run as alice).
+sql "SELECT biomed_ner_watch('m', 'body', 'e')" >/dev/null
+
+# 1. Settings made before the library is loaded.
+for folder in "$SECRET" /nonexistent /root; do
+    out=$(as_alice -c "SET biomed_ner.model = '$folder'" -c "SELECT biomed_ner_queue_drain('m')" \
+        -c "SELECT coalesce(last_error, '') FROM biomed_ner_queue_status" -c "SELECT 'model=' || current_setting('biomed_ner.model')")
+    echo "before load, $folder: $(echo "$out" | tr '\n' ' ' | cut -c1-300)"
+    check "set before load ($folder), loaded by a queue drain: no file content, no path probe" \
+        "$(grep -qE 'the-secret-content|No such file|ermission denied|58P01' <<<"$out" && echo f || echo t)"
+    check "set before load ($folder): refused when the library loads, the setting back at the server's" \
+        "$(grep -q 'may set biomed_ner.model to a folder' <<<"$out" && [ "$(echo "$out" | tail -n 1)" = 'model=' ] && echo t || echo f)"
+done
+# (The control: a superuser may choose the folder, and sees what is wrong with it.)
+out=$(cluster_psql -d q -At -c "SET biomed_ner.model = '$SECRET'" -c "SELECT biomed_ner('Fever.')" 2>&1 || true)
+check "set before load by a superuser: the folder loads, its error shows the file's content" \
+    "$(grep -q 'the-secret-content' <<<"$out" && echo t || echo f)"
+out=$(as_alice -c "SET biomed_ner.model = '$SECRET'" -c "SELECT jsonb_array_length(biomed_ner('Fever and cough.')) > 0")
+check "set before load, loaded by biomed_ner(): refused, the call runs the server's model" \
+    "$(grep -q 'the-secret-content' <<<"$out" && echo f || { [ "$(echo "$out" | tail -n 1)" = t ] && echo t || echo f; })"
+sql "SELECT biomed_ner_unwatch('m')" >/dev/null
+
+# 2. Preloaded, with a queue worker for database q; the server's model is the fixture.
+cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
+shared_preload_libraries = 'biomed_ner'
+biomed_ner.model = '$MODEL'
+biomed_ner.queue_databases = 'q'
+EOF
+restart
+wait_for 60 "SELECT biomed_ner_service()->>'state' = 'ready'" >/dev/null
+# The service's last error, from a model folder whose config.json it cannot parse.
+sql "ALTER SYSTEM SET biomed_ner.model = '$SECRET'" >/dev/null; sql "SELECT pg_reload_conf()" >/dev/null
+wait_for 30 "SELECT biomed_ner_service()->>'state' = 'failed'" >/dev/null
+su_sees=$(sql "SELECT biomed_ner_service()->>'last_error'")
+alice_sees=$(as_alice -c "SELECT biomed_ner_service()->>'last_error'")
+alice_failure=$(as_alice -c "SELECT biomed_ner_service()->'failure'")
+echo "service last_error: superuser sees \"$su_sees\"; alice sees \"$alice_sees\""
+check "service: a superuser sees the load error's details" "$(grep -q 'the-secret-content' <<<"$su_sees" && echo t || echo f)"
+check "service: alice sees the load error without the file's content" \
+    "$(grep -q 'the-secret-content' <<<"$alice_sees $alice_failure" && echo f || { [ -n "$alice_sees" ] && echo t || echo f; })"
+sql "ALTER SYSTEM RESET biomed_ner.model" >/dev/null; sql "SELECT pg_reload_conf()" >/dev/null
+wait_for 60 "SELECT biomed_ner_service()->>'state' = 'ready'" >/dev/null
+
+# A table whose batches always fail (a forced policy that raises) beside a victim table: the
+# victim's backlog drains at the worker's pace, and the worker never exits.
+as_alice -c "CREATE TABLE trap (id int PRIMARY KEY, body text, e jsonb);
+    CREATE TABLE victim (id int PRIMARY KEY, body text, e jsonb);
+    SELECT biomed_ner_watch('trap', 'body', 'e'); SELECT biomed_ner_watch('victim', 'body', 'e');
+    CREATE FUNCTION boom() RETURNS boolean LANGUAGE plpgsql AS \$\$ BEGIN RAISE EXCEPTION 'boom'; END \$\$;
+    ALTER TABLE trap ENABLE ROW LEVEL SECURITY; ALTER TABLE trap FORCE ROW LEVEL SECURITY;
+    CREATE POLICY p ON trap USING (boom())" >/dev/null
+sql "INSERT INTO trap VALUES (1, 'Cough.')" >/dev/null
+pid0=$(worker_pid)
+sql "INSERT INTO victim SELECT i, 'Patient ' || i || ' has fever and cough.' FROM generate_series(1, 640) i" >/dev/null
+took=$(wait_for 120 "SELECT count(*) = 0 FROM victim WHERE e IS NULL")
+echo "a failing table beside: 640 rows of the victim table annotated in $took s; worker $pid0 -> $(worker_pid)"
+check "a failing table does not hold back another table's queue" "$([ "$took" != never ] && echo t || echo f)"
+check "a failing table is that table's last_error" \
+    "$(sql "SELECT last_error = 'P0001: boom' FROM biomed_ner_queue_status WHERE table_name = 'trap'::regclass")"
+check "the status view reads for the table's owner" \
+    "$(as_alice -c "SELECT count(*) = 2 FROM biomed_ner_queue_status")"
+check "the worker never exited meanwhile" "$([ "$(worker_pid)" = "$pid0" ] && echo t || echo f)"
+
+# A terminated worker comes back (its postmaster restarts it after 5 s) and drains again.
+sql "SELECT pg_terminate_backend($pid0)" >/dev/null
+sql "INSERT INTO victim VALUES (1001, 'Headache.')" >/dev/null
+took=$(wait_for 30 "SELECT e IS NOT NULL FROM victim WHERE id = 1001")
+echo "terminated worker $pid0: back as $(worker_pid), the new row annotated $took s after"
+check "a terminated queue worker comes back and drains" "$([ "$took" != never ] && echo t || echo f)"
+
+# A fast shutdown in the middle of a backfill: prompt.
+sql "INSERT INTO victim SELECT i, 'Patient ' || i || ' has dyspnoea, nausea and chest pain radiating to the left arm.' FROM generate_series(2000, 12000) i" >/dev/null
+sleep 2
+t0=$(now)
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -t 60 stop >/dev/null
+stop_s=$(echo "$(now) - $t0" | bc)
+echo "fast shutdown during a backfill: $stop_s s"
+check "fast shutdown during a backfill within 10 s" "$(echo "$stop_s < 10" | bc | sed 's/1/t/;s/0/f/')"
+runuser -u postgres -- env -u RUST_BACKTRACE RAYON_NUM_THREADS=2 "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w \
+    -o "-p $PG_PORT -k $PGDATA_DIR -c listen_addresses=''" start >/dev/null
+wait_for 60 "SELECT biomed_ner_service()->>'state' = 'ready'" >/dev/null
+sql "SELECT biomed_ner_watch_pause('victim')" >/dev/null
+
+# 3. One role's stride attack against another session's short call through the service.
+check "a stride over half the window runs in the caller's own backend" \
+    "$(as_alice -c "SET biomed_ner.stride = 509" -c "SELECT biomed_ner_info()->>'execution' = 'backend'")"
+out=$(as_alice -c "SET biomed_ner.stride = 509" -c "SET biomed_ner.execution = 'service'" -c "SELECT biomed_ner('x')" || true)
+check "... and is refused where the service is required" "$(grep -q 'does not serve' <<<"$out" && echo t || echo f)"
+for _ in 1 2; do
+    (as_alice -c "SET biomed_ner.stride = 509" -c "SET statement_timeout = '10s'" -c "SELECT biomed_ner(repeat('xq', 1500)) IS NOT NULL" >/dev/null || true) &
+done
+sleep 1
+worst=0
+for _ in 1 2 3 4 5; do
+    t0=$(now); sql "SELECT biomed_ner('fever') IS NOT NULL" >/dev/null; t=$(echo "$(now) - $t0" | bc)
+    worst=$(echo "if ($t > $worst) $t else $worst" | bc)
+    sleep 0.3
+done
+attacking=$(sql "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND state = 'active'")
+wait
+echo "stride attack from two sessions (both still running at the end: $attacking): another session's short call took at most $worst s"
+check "stride attack: another session's short call through the service within 1 s" \
+    "$([ "$attacking" = 2 ] && echo "$worst < 1" | bc | sed 's/1/t/;s/0/f/' || echo f)"
+
+check "server log: no crash of a backend or worker" \
+    "$(grep -qE 'was terminated by signal|terminating any other active server processes' "$PGDATA_DIR/server.log" && echo f || echo t)"
+rm -rf "$SECRET"
+summary hostile
