@@ -71,7 +71,7 @@ done
 echo "== postgres: models per backend, biomed_ner.threads $(nproc)"
 python3 - "$WORK/reports.jsonl" <<'PY'
 import json, sys
-root = "../shared/data/maccrobat"
+root = "data/maccrobat"  # the working directory is the repository root
 ids = [l.split("\t")[0] for l in open(f"{root}/SPLIT.tsv").read().splitlines()[1:] if l.endswith("\ttest")]
 with open(sys.argv[1], "w") as out:
     for i in ids:

@@ -4,7 +4,7 @@ CPU; with --maccrobat, also each dtype's strict F1 on the MACCROBAT test split (
 
     python3 bench/dtype_agreement.py [--model models/maccrobat-small] [--texts FILE.jsonl]
                                      [--cli target/release/biomed-ner] [--threads 2]
-                                     [--maccrobat ../shared/data/maccrobat]
+                                     [--maccrobat data/maccrobat]
 
 Each engine is compared with its own f32 run (the texts whose entity lists, type and span, are
 identical, and the f32 entities kept), so the figures say what the narrower dtype costs, not how the

@@ -5,10 +5,10 @@ the same shapes and the same card, side by side in one run; then entity agreemen
 f32/f16/bf16 with the CPU f32 path on a text set.
 
     scripts/build-cuda --cli-only            # on the build machine; carry target/cuda/release/biomed-ner
-    python3 bench/gpu_bench.py --cli PATH --tokenizer DIR [--texts FILE.jsonl] [--agree-model DIR]
+    python3 bench/gpu_bench.py --cli PATH [--tokenizer DIR] [--texts FILE.jsonl] [--agree-model DIR]
            [--dtypes f32,f16,bf16] [--batches 1,8,32] [--lens 64,256,512] [--iters 20] [--profile]
 
---tokenizer: a folder with the DeBERTa-v3 tokenizer.json (../shared/data/deberta-v3-tokenizer).
+--tokenizer: a folder with the DeBERTa-v3 tokenizer.json (default: data/deberta-v3-tokenizer).
 --texts: JSON lines {"text": ...} (bench/make_base_model.py writes parity.jsonl); entity agreement
 is checked on the random base-shaped model and on each --agree-model (a trained model folder, e.g.
 models/maccrobat-small, whose decisions are not near-ties the way a random model's are).
@@ -30,7 +30,8 @@ import time
 import torch
 from transformers import DebertaV2Config, DebertaV2ForTokenClassification
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures"))
 from make_fixtures import BIO_LABELS  # noqa: E402
 
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
@@ -129,7 +130,7 @@ def entities(cli, mdir, device, dtype, texts, extra=()):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cli", required=True)
-    ap.add_argument("--tokenizer", required=True)
+    ap.add_argument("--tokenizer", default=os.path.join(HERE, "..", "data", "deberta-v3-tokenizer"))
     ap.add_argument("--texts")
     ap.add_argument("--agree-model", action="append", default=[], help="a trained model folder (repeatable)")
     ap.add_argument("--profile", action="store_true")

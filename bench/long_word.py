@@ -5,7 +5,7 @@ seconds per 1,000 tokens of each and their ratio.
 
     python3 bench/long_word.py [--model models/maccrobat-small] [--cli target/release/biomed-ner]
                                [--threads 2] [--chars 100000] [--runs 2]
-                               [--maccrobat ../shared/data/maccrobat]
+                               [--maccrobat data/maccrobat]
 
 Needs the `tokenizers` Python package (to count tokens with the model's own tokenizer.json).
 """
@@ -43,7 +43,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--chars", type=int, default=100000)
     ap.add_argument("--runs", type=int, default=2)
-    ap.add_argument("--maccrobat", default=os.path.join(ROOT, "../shared/data/maccrobat"))
+    ap.add_argument("--maccrobat", default=os.path.join(ROOT, "data", "maccrobat"))
     args = ap.parse_args()
     tok = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
     count = lambda s: len(tok.encode(s, add_special_tokens=False).ids)

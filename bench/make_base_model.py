@@ -3,8 +3,8 @@
 vocab 128100, the 83 MACCROBAT BIO labels, the real DeBERTa-v3 tokenizer) and a text set for
 benchmarks and the base-sized parity check, outside the repo.
 
-    python3 bench/make_base_model.py OUT_DIR [--tokenizer ../shared/data/deberta-v3-tokenizer]
-           [--maccrobat ../shared/data/maccrobat] [--arch deberta|bert|distilbert|roberta|xlm-roberta|electra]
+    python3 bench/make_base_model.py OUT_DIR [--tokenizer data/deberta-v3-tokenizer]
+           [--maccrobat data/maccrobat] [--arch deberta|bert|distilbert|roberta|xlm-roberta|electra]
 
 With --arch, the model is the base size of that family instead (BERT/RoBERTa/XLM-R/ELECTRA-base:
 12 layers, hidden 768; DistilBERT: 6 layers), with a tokenizer of its kind: WordPiece (30,522
@@ -88,8 +88,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", default="deberta", choices=["deberta", "bert", "distilbert", "roberta", "xlm-roberta", "electra"])
     ap.add_argument("out")
-    ap.add_argument("--tokenizer", default=os.path.join(ROOT, "..", "shared", "data", "deberta-v3-tokenizer"))
-    ap.add_argument("--maccrobat", default=os.path.join(ROOT, "..", "shared", "data", "maccrobat"))
+    ap.add_argument("--tokenizer", default=os.path.join(ROOT, "data", "deberta-v3-tokenizer"))
+    ap.add_argument("--maccrobat", default=os.path.join(ROOT, "data", "maccrobat"))
     a = ap.parse_args()
     mdir = os.path.join(a.out, "model")
     os.makedirs(mdir, exist_ok=True)

@@ -62,7 +62,7 @@ def kind(pred, golds):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--maccrobat", default=os.path.join(HERE, "..", "..", "shared", "data", "maccrobat"))
+    ap.add_argument("--maccrobat", default=os.path.join(HERE, "..", "data", "maccrobat"))
     ap.add_argument("--split", default="dev")
     ap.add_argument("--model", default=None, help="model folder (default: the CLI's bundled model)")
     ap.add_argument("--cli", default=os.path.join(HERE, "..", "target", "release", "biomed-ner"))

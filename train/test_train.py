@@ -4,7 +4,7 @@
     python3 train/test_train.py
 
 Needs what train.py needs (torch, transformers 4.57.x, tokenizers) and the MACCROBAT folder
-(../shared/data/maccrobat, or MACCROBAT=DIR); a few seconds on a CPU.
+(data/maccrobat, or MACCROBAT=DIR); a few seconds on a CPU.
 """
 import os
 import random
@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import train as T  # noqa: E402
 
-ROOT = os.environ.get("MACCROBAT", os.path.join(HERE, "..", "..", "shared", "data", "maccrobat"))
+ROOT = os.environ.get("MACCROBAT", os.path.join(HERE, "..", "data", "maccrobat"))
 
 
 class Recipe(unittest.TestCase):

@@ -3,7 +3,7 @@
 scratch, on the MACCROBAT `train` split; picks the epoch with the best strict F1 on `dev`.
 The `test` split is never read here (score it with `biomed-ner eval`).
 
-    python3 train/train.py [--maccrobat ../shared/data/maccrobat] [--out models/maccrobat-small]
+    python3 train/train.py [--maccrobat data/maccrobat] [--out models/maccrobat-small]
 
 Labels: BIO over the 41 MACCROBAT entity types (83 labels with O).
 - Overlapping spans: the outermost wins. Spans are taken longest first (ties: earlier start,
@@ -397,7 +397,7 @@ def save_encoder(args, encoder, rng):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--maccrobat", default=os.path.join(HERE, "..", "..", "shared", "data", "maccrobat"))
+    ap.add_argument("--maccrobat", default=os.path.join(HERE, "..", "data", "maccrobat"))
     ap.add_argument("--out", default=os.path.join(HERE, "..", "models", "maccrobat-small"))
     ap.add_argument("--vocab", type=int, default=8000)
     ap.add_argument("--no-punct-split", dest="punct_split", action="store_false",
