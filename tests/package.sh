@@ -1,27 +1,28 @@
 #!/usr/bin/env bash
 # The packages of scripts/package install and work where the extension was never built: the
-# files `cargo pgrx install` put into PostgreSQL 15 (and 18) are moved aside, the .deb is
-# installed with apt (the tarball unpacked into PostgreSQL 18's folder), a server is started,
-# and CREATE EXTENSION and one query must work. Then the package is removed and the moved files
-# come back. Run as root after `scripts/package pg15 [pg18]` (scripts/test builds each right
-# after the install of the same version, so nothing is compiled twice).
-#   tests/package.sh [--pg18]
+# files `cargo pgrx install` put into PostgreSQL 15 (and each other major named) are moved aside,
+# the .deb is installed with apt (each tarball unpacked into its PostgreSQL's folder), a server is
+# started, and CREATE EXTENSION and one query must work. Then the package is removed and the moved
+# files come back. Run as root after `scripts/package pg15 [pgN ...]` (scripts/test builds each
+# right after the install of the same version, so nothing is compiled twice).
+#   tests/package.sh [--pg16] [--pg17] [--pg18]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pass=0; fail=0
 check() { if [ "$2" = t ]; then echo "ok   $1"; pass=$((pass + 1)); else echo "FAIL $1 (got '$2')"; fail=$((fail + 1)); fi; }
 VERSION=$(cargo pkgid -p biomed_ner | sed 's/.*[#@]//'); ARCH=$(dpkg --print-architecture)
 deb=target/package/postgresql-15-biomed-ner_${VERSION}_$ARCH.deb
-tarball=target/package/biomed_ner-$VERSION-pg18-$ARCH.tar.gz
-for f in "$deb" ${1:+"$tarball"}; do
-    [ -f "$f" ] || { echo "tests/package.sh: $f is missing: run scripts/package pg15 pg18 first" >&2; exit 2; }
+majors=()
+for arg in "$@"; do majors+=("${arg#--pg}"); done
+tarball() { echo "target/package/biomed_ner-$VERSION-pg$1-$ARCH.tar.gz"; }
+for f in "$deb" $(for m in "${majors[@]}"; do tarball "$m"; done); do
+    [ -f "$f" ] || { echo "tests/package.sh: $f is missing: run scripts/package pg15 ${majors[*]/#/pg} first" >&2; exit 2; }
 done
 
 aside=$(mktemp -d /tmp/biomed-ner-package.XXXXXX)
 restore() {
     dpkg -r postgresql-15-biomed-ner >/dev/null 2>&1 || true
-    [ -d "$aside/15" ] && cp -a "$aside/15/." / || true
-    [ -d "$aside/18" ] && cp -a "$aside/18/." / || true
+    for d in "$aside"/*/; do [ -d "$d" ] && cp -a "$d." / || true; done
     rm -rf "$aside"
 }
 trap restore EXIT
@@ -49,12 +50,14 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb" >/dev/null
 check "PostgreSQL 15: $(basename "$deb") installed by apt" "$(dpkg -s postgresql-15-biomed-ner 2>/dev/null | grep -q '^Status: install ok installed' && echo t)"
 check "PostgreSQL 15: CREATE EXTENSION and a query from the package" "$(query "$PG15" 54391)"
 
-if [ "${1:-}" = --pg18 ]; then
-    PG18=$(scripts/pg18-config)
-    move_aside 18 "$PG18"
-    tar -C "$(dirname "$PG18")/.." -xzf "$tarball"
-    check "PostgreSQL 18: CREATE EXTENSION and a query from $(basename "$tarball")" "$(query "$PG18" 54392)"
-    rm -f "$("$PG18" --pkglibdir)/biomed_ner.so" "$("$PG18" --sharedir)"/extension/biomed_ner[.-]*
-fi
+port=54392
+for major in "${majors[@]}"; do
+    config=$(scripts/pg-config "$major")
+    move_aside "$major" "$config"
+    tar -C "$(dirname "$config")/.." -xzf "$(tarball "$major")"
+    check "PostgreSQL $major: CREATE EXTENSION and a query from $(basename "$(tarball "$major")")" "$(query "$config" $port)"
+    rm -f "$("$config" --pkglibdir)/biomed_ner.so" "$("$config" --sharedir)"/extension/biomed_ner[.-]*
+    port=$((port + 1))
+done
 echo "package: $pass passed, $fail failed"
 ((fail == 0))
