@@ -19,6 +19,27 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_biomed_ner_run_as_wrapper';
 
+-- src/queue/manage.rs
+-- biomed_ner::queue::manage::_biomed_ner_caller
+CREATE  FUNCTION "_biomed_ner_caller"() RETURNS oid /* pg_sys :: Oid */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_biomed_ner_caller_wrapper';
+
+-- src/queue/manage.rs
+-- biomed_ner::queue::manage::_biomed_ner_manage
+CREATE  FUNCTION "_biomed_ner_manage"(
+	"action" TEXT, /* & str */
+	"tab" oid, /* pg_sys :: Oid */
+	"text_column" TEXT DEFAULT NULL, /* Option < & str > */
+	"jsonb_column" TEXT DEFAULT NULL, /* Option < & str > */
+	"flag" bool DEFAULT NULL, /* Option < bool > */
+	"n" bigint DEFAULT NULL /* Option < i64 > */
+) RETURNS bigint /* Option < i64 > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_biomed_ner_manage_wrapper';
+
 -- src/api.rs:216
 -- biomed_ner::api::biomed_ner_service
 CREATE  FUNCTION "biomed_ner_service"() RETURNS jsonb /* DbJsonb */
@@ -39,8 +60,8 @@ CREATE FUNCTION "_biomed_ner_invalidate"()
 -- src/queue/mod.rs for why the queue is the table itself.
 --
 -- Who may do what, and with whose rights (README: Watched tables, Rights):
--- - As the caller (the *session* user, checked here, so a role can do no more through these
---   functions than its login role could do itself): watching needs SELECT on the table, UPDATE
+-- - As the caller (the role that called the public function, read before anything switches
+--   user: src/queue/manage.rs, _biomed_ner_caller()): watching needs SELECT on the table, UPDATE
 --   on the jsonb column and TRIGGER on the table; unwatch, pause, resume, retry and drain are for
 --   the role that created the watch, the table's owner and superusers.
 -- - As the table's owner: every statement that reads or writes a watched table (the batch's
@@ -105,6 +126,23 @@ SELECT pg_catalog.pg_extension_config_dump('biomed_ner_held', '');
 -- The watch's trigger runs _biomed_ner_invalidate (src/queue/invalidate.rs): an UPDATE that
 -- changes the text sets the jsonb column to NULL in the same row version.
 
+-- Whether the owner of watched table `tab` forced row-level security on it since it was watched
+-- (biomed_ner_watch refuses a table with row-level security): the queue then reads and writes
+-- nothing of it, so that no policy of the owner's runs in a batch or in the status view's count.
+-- The table is locked first (ACCESS SHARE, as any read of it; with `wait` false, a table that
+-- cannot be locked at once counts as forced), so that the answer holds for the transaction.
+CREATE FUNCTION _biomed_ner_forced_rls(tab oid, wait boolean) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = tab) THEN
+        RETURN true;
+    END IF;
+    EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE%s', tab::regclass, CASE WHEN wait THEN '' ELSE ' NOWAIT' END);
+    RETURN (SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid = tab);
+EXCEPTION WHEN lock_not_available OR undefined_table THEN
+    RETURN true;
+END $$;
+
 -- The role whose rights every read and write of a watched table runs with: its owner, now.
 CREATE FUNCTION _biomed_ner_table_owner(tab oid) RETURNS oid
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -126,9 +164,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         (SELECT boot_val FROM pg_settings WHERE name = 'search_path'))
 $$;
 
--- Raises 42501 unless the session user may manage the watch of `tab`.
+-- Raises 42501 unless the caller (src/queue/manage.rs) may manage the watch of `tab`.
 CREATE FUNCTION _biomed_ner_check_manager(tab oid) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE w @extschema@.biomed_ner_watches;
 BEGIN
     SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = tab;
@@ -137,8 +175,8 @@ BEGIN
             HINT = 'SELECT * FROM biomed_ner_queue_status lists the watched tables.';
     END IF;
     -- (A dropped creator role leaves the watch to the table's owner.)
-    IF NOT ((EXISTS (SELECT 1 FROM pg_roles WHERE oid = w.owner) AND pg_has_role(session_user, w.owner, 'MEMBER'))
-            OR pg_has_role(session_user, @extschema@._biomed_ner_table_owner(tab), 'MEMBER')) THEN
+    IF NOT ((EXISTS (SELECT 1 FROM pg_roles WHERE oid = w.owner) AND pg_has_role(@extschema@._biomed_ner_caller(), w.owner, 'MEMBER'))
+            OR pg_has_role(@extschema@._biomed_ner_caller(), @extschema@._biomed_ner_table_owner(tab), 'MEMBER')) THEN
         RAISE EXCEPTION 'only the role that created the watch of %, the table''s owner and superusers may change it', tab::regclass
             USING ERRCODE = '42501';
     END IF;
@@ -151,8 +189,8 @@ CREATE FUNCTION _biomed_ner_pending_rows(w @extschema@.biomed_ner_watches) RETUR
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT format($f$FROM %2$s t WHERE t.%3$I IS NULL AND t.%4$I IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held h
-                        WHERE h.relid = %5$s::oid::regclass AND h.key = t.%1$I::text AND h.row_xmin = t.xmin
-                          AND h.row_ctid = t.ctid)$f$,
+                        WHERE h.relid OPERATOR(pg_catalog.=) %5$s::oid::regclass AND h.key OPERATOR(pg_catalog.=) t.%1$I::text
+                          AND h.row_xmin OPERATOR(pg_catalog.=) t.xmin AND h.row_ctid OPERATOR(pg_catalog.=) t.ctid)$f$,
         w.key_column, w.relid, w.jsonb_column, w.text_column, w.relid::oid)
 $$;
 
@@ -168,7 +206,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT true $$;
 -- since it may hold ':'), and such versions taken apart.
 CREATE FUNCTION _biomed_ner_version(key_column name) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format($f$t.xmin::text || ':' || t.ctid::text || ':' || t.%I::text$f$, key_column)
+    SELECT format($f$t.xmin::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) t.ctid::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) t.%I::text$f$, key_column)
 $$;
 CREATE FUNCTION _biomed_ner_versions(versions text[]) RETURNS TABLE (v text, key text, row_xmin xid, row_ctid tid)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -177,8 +215,26 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     FROM unnest(versions) v
 $$;
 
+-- The management functions: each public one asks _biomed_ner_manage (src/queue/manage.rs) to run
+-- its _impl as the extension's owner on behalf of the caller, whom _biomed_ner_caller() names.
 CREATE FUNCTION biomed_ner_watch(tab regclass, text_column name, jsonb_column name, backfill boolean DEFAULT true)
-RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_manage('watch', tab, text_column, jsonb_column, backfill) $$;
+CREATE FUNCTION biomed_ner_unwatch(tab regclass) RETURNS void
+LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_manage('unwatch', tab) $$;
+CREATE FUNCTION biomed_ner_watch_pause(tab regclass) RETURNS void
+LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_manage('pause', tab) $$;
+CREATE FUNCTION biomed_ner_watch_resume(tab regclass) RETURNS void
+LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_manage('resume', tab) $$;
+-- Releases the failed and skipped rows of `tab` (after raising biomed_ner.max_chars, say): they
+-- are pending again. Returns how many.
+CREATE FUNCTION biomed_ner_queue_retry(tab regclass) RETURNS bigint
+LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_manage('retry', tab) $$;
+-- Runs the table's batches in this session until nothing is pending (or max_rows are taken).
+CREATE FUNCTION biomed_ner_queue_drain(tab regclass, max_rows bigint DEFAULT NULL) RETURNS bigint
+LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_manage('drain', tab, n => max_rows) $$;
+
+CREATE FUNCTION _biomed_ner_watch_impl(tab regclass, text_column name, jsonb_column name, backfill boolean)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ttype regtype; jtype regtype; key_col name; key_type text; key_base regtype; rls boolean; distributed boolean;
     persistence "char"; schema oid; prefix text; suffix text; index_name text; n int := 0; versions text[];
@@ -238,8 +294,8 @@ BEGIN
                 HINT = 'Annotate it with INSERT ... SELECT into a colocated table, or with the trigger biomed_ner_annotate (README: Scaling out with Citus).';
         END IF;
     END IF;
-    IF NOT (has_table_privilege(session_user, tab, 'SELECT') AND has_table_privilege(session_user, tab, 'TRIGGER')
-            AND has_column_privilege(session_user, tab, jsonb_column, 'UPDATE')) THEN
+    IF NOT (has_table_privilege(@extschema@._biomed_ner_caller(), tab, 'SELECT') AND has_table_privilege(@extschema@._biomed_ner_caller(), tab, 'TRIGGER')
+            AND has_column_privilege(@extschema@._biomed_ner_caller(), tab, jsonb_column, 'UPDATE')) THEN
         RAISE EXCEPTION 'permission denied to watch table %', tab USING ERRCODE = '42501',
             HINT = 'Watching needs SELECT and TRIGGER on the table and UPDATE on its jsonb column.';
     END IF;
@@ -271,12 +327,12 @@ BEGIN
                     EXECUTE FUNCTION @extschema@._biomed_ner_invalidate(%L)',
                    text_column, tab, text_column, text_column, jsonb_column, jsonb_column);
     INSERT INTO @extschema@.biomed_ner_watches (relid, text_column, jsonb_column, key_column, key_type, pending_index, owner)
-    VALUES (tab, text_column, jsonb_column, key_col, key_type, index_name, (SELECT oid FROM pg_roles WHERE rolname = session_user))
+    VALUES (tab, text_column, jsonb_column, key_col, key_type, index_name, @extschema@._biomed_ner_caller())
     RETURNING * INTO w;
     IF NOT backfill THEN
         -- The rows pending now stay as they are until they are written again.
         versions := @extschema@._biomed_ner_as_owner(w,
-            format('SELECT array_agg(%s) %s', @extschema@._biomed_ner_version(key_col), @extschema@._biomed_ner_pending_rows(w)),
+            format('SELECT pg_catalog.array_agg(%s) %s', @extschema@._biomed_ner_version(key_col), @extschema@._biomed_ner_pending_rows(w)),
             ARRAY[]::text[]);
         INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, row_ctid, reason)
         SELECT tab, x.key, x.row_xmin, x.row_ctid, 'not backfilled' FROM @extschema@._biomed_ner_versions(versions) x;
@@ -286,8 +342,8 @@ END $$;
 -- The watch's trigger and pending index are found by what they are (the trigger's function, the
 -- index's predicate) on this very table, never by a name: a name stored at watch time may since
 -- belong to another table, even another owner's.
-CREATE FUNCTION biomed_ner_unwatch(tab regclass) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION _biomed_ner_unwatch_impl(tab regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record;
 BEGIN
     PERFORM @extschema@._biomed_ner_check_manager(tab);
@@ -308,20 +364,13 @@ BEGIN
 END $$;
 
 CREATE FUNCTION _biomed_ner_set_paused(tab regclass, pause boolean) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM @extschema@._biomed_ner_check_manager(tab);
     UPDATE @extschema@.biomed_ner_watches SET paused = pause WHERE relid = tab;
 END $$;
-CREATE FUNCTION biomed_ner_watch_pause(tab regclass) RETURNS void
-LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_set_paused(tab, true) $$;
-CREATE FUNCTION biomed_ner_watch_resume(tab regclass) RETURNS void
-LANGUAGE sql AS $$ SELECT @extschema@._biomed_ner_set_paused(tab, false) $$;
-
--- Releases the failed and skipped rows of `tab` (after raising biomed_ner.max_chars, say): they
--- are pending again. Returns how many.
-CREATE FUNCTION biomed_ner_queue_retry(tab regclass) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION _biomed_ner_retry_impl(tab regclass) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE n bigint;
 BEGIN
     PERFORM @extschema@._biomed_ner_check_manager(tab);
@@ -380,6 +429,12 @@ BEGIN
         DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab;
         RETURN 0;
     END IF;
+    IF @extschema@._biomed_ner_forced_rls(tab, true) THEN
+        msg := format('row-level security is forced on %s, which a watch does not support; the watch waits', tab::regclass);
+        UPDATE @extschema@.biomed_ner_watches SET last_error = msg, last_error_at = now()
+        WHERE relid = tab AND last_error IS DISTINCT FROM msg;
+        RETURN -1;
+    END IF;
     IF NOT (has_table_privilege(owner_oid, tab, 'SELECT') AND has_column_privilege(owner_oid, tab, w.jsonb_column, 'UPDATE')) THEN
         msg := format('the table''s owner %s may not read %s or write its column %s; the watch waits',
                       owner_oid::regrole, tab::regclass, w.jsonb_column);
@@ -390,14 +445,14 @@ BEGIN
     -- Every read and write of the watched table runs as its owner (_biomed_ner_as_owner), so that
     -- no function of the table's (a domain's CHECK, a trigger, the key type's comparison) runs
     -- with this one's rights. The pending rows' versions.
-    pending := format('SELECT array_agg(v) FROM (SELECT %1$s AS v %2$s ORDER BY t.%3$I LIMIT %4$s) p',
+    pending := format('SELECT pg_catalog.array_agg(v) FROM (SELECT %1$s AS v %2$s ORDER BY t.%3$I LIMIT %4$s) p',
                       @extschema@._biomed_ner_version(w.key_column), @extschema@._biomed_ner_pending_rows(w), w.key_column, batch);
     versions := @extschema@._biomed_ner_as_owner(w, pending, ARRAY[]::text[]);
     IF versions IS NULL THEN
         -- Nothing pending: the failed and skipped rows deleted since leave the failures.
         IF EXISTS (SELECT 1 FROM @extschema@.biomed_ner_held WHERE relid = tab AND reason <> 'not backfilled') THEN
             gone := @extschema@._biomed_ner_as_owner(w,
-                format('SELECT array_agg(x) FROM unnest($1) x WHERE NOT EXISTS (SELECT 1 FROM %s WHERE %I = x::%s)',
+                format('SELECT pg_catalog.array_agg(x) FROM pg_catalog.unnest($1) x WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE t.%I OPERATOR(pg_catalog.=) x::%s)',
                        tab::regclass, w.key_column, w.key_type),
                 (SELECT array_agg(key) FROM @extschema@.biomed_ner_held WHERE relid = tab AND reason <> 'not backfilled'));
             DELETE FROM @extschema@.biomed_ner_held WHERE relid = tab AND key = ANY (gone);
@@ -420,12 +475,15 @@ BEGIN
     -- row's latest version).
     annotate := format($f$
         WITH rows AS MATERIALIZED (
-            SELECT %1$I AS k, %2$I::text AS body FROM %3$s WHERE %1$I = ANY($1::%4$s[]) AND %5$I IS NULL AND %2$I IS NOT NULL),
-        batch AS (SELECT array_agg(k) AS ks, array_agg(body) AS bodies, @extschema@.biomed_ner(array_agg(body)) AS es FROM rows),
-        results AS (SELECT unnest(ks) AS k, unnest(bodies) AS body, unnest(es) AS e FROM batch),
+            SELECT t.%1$I AS k, t.%2$I::text AS body FROM %3$s t
+            WHERE t.%1$I OPERATOR(pg_catalog.=) ANY ($1::%4$s[]) AND t.%5$I IS NULL AND t.%2$I IS NOT NULL),
+        batch AS (SELECT pg_catalog.array_agg(k) AS ks, pg_catalog.array_agg(body) AS bodies,
+                         @extschema@.biomed_ner(pg_catalog.array_agg(body)) AS es FROM rows),
+        results AS (SELECT pg_catalog.unnest(ks) AS k, pg_catalog.unnest(bodies) AS body, pg_catalog.unnest(es) AS e FROM batch),
         written AS (UPDATE %3$s t SET %5$I = r.e FROM results r
-                    WHERE t.%1$I = r.k AND t.%2$I::text = r.body AND t.%5$I IS NULL RETURNING t.%1$I::text AS k)
-        SELECT array_agg(k) FROM written$f$, w.key_column, w.text_column, tab::regclass, w.key_type, w.jsonb_column);
+                    WHERE t.%1$I OPERATOR(pg_catalog.=) r.k AND t.%2$I::text OPERATOR(pg_catalog.=) r.body AND t.%5$I IS NULL
+                    RETURNING t.%1$I::text AS k)
+        SELECT pg_catalog.array_agg(k) FROM written$f$, w.key_column, w.text_column, tab::regclass, w.key_type, w.jsonb_column);
     BEGIN
         done_keys := @extschema@._biomed_ner_as_owner(w, annotate, keys, writes => true);
     EXCEPTION WHEN OTHERS THEN
@@ -461,7 +519,7 @@ BEGIN
     -- by a trigger of the table: held, so that they do not come first in every batch.
     IF NOT stopped AND cardinality(done_keys) + cardinality(failed_keys) < cardinality(keys) THEN
         still := @extschema@._biomed_ner_as_owner(w,
-            format('SELECT array_agg(%1$s) FROM %2$s t WHERE t.%3$I = ANY($1::%4$s[]) AND t.%5$I IS NULL',
+            format('SELECT pg_catalog.array_agg(%1$s) FROM %2$s t WHERE t.%3$I OPERATOR(pg_catalog.=) ANY ($1::%4$s[]) AND t.%5$I IS NULL',
                    @extschema@._biomed_ner_version(w.key_column), tab::regclass, w.key_column, w.key_type, w.jsonb_column),
             (SELECT array_agg(x) FROM unnest(keys) x WHERE x <> ALL (done_keys) AND x <> ALL (failed_keys)));
         INSERT INTO @extschema@.biomed_ner_held (relid, key, row_xmin, row_ctid, reason, error)
@@ -488,8 +546,8 @@ REVOKE ALL ON FUNCTION _biomed_ner_drain(oid, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _biomed_ner_run_as(oid, text, text, text[], boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _biomed_ner_as_owner(@extschema@.biomed_ner_watches, text, text[], boolean) FROM PUBLIC;
 
-CREATE FUNCTION biomed_ner_queue_drain(tab regclass, max_rows bigint DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION _biomed_ner_drain_impl(tab regclass, max_rows bigint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE n bigint := 0; got int;
 BEGIN
     PERFORM @extschema@._biomed_ner_check_manager(tab);
@@ -533,11 +591,13 @@ BEGIN
         -- A dropped table's entries go with its watch (_biomed_ner_drain); an owner that may no
         -- longer read the table leaves them for later.
         CONTINUE WHEN NOT FOUND OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid)
-                      OR NOT has_table_privilege(@extschema@._biomed_ner_table_owner(r.relid), r.relid, 'SELECT');
+                      OR NOT has_table_privilege(@extschema@._biomed_ner_table_owner(r.relid), r.relid, 'SELECT')
+                      OR @extschema@._biomed_ner_forced_rls(r.relid, false);
         BEGIN
             live := @extschema@._biomed_ner_as_owner(w,
-                format('SELECT array_agg(x.v) FROM @extschema@._biomed_ner_versions($1) x WHERE EXISTS (SELECT 1 FROM %s t
-                        WHERE t.%I = x.key::%s AND t.xmin = x.row_xmin AND t.ctid = x.row_ctid)',
+                format('SELECT pg_catalog.array_agg(x.v) FROM @extschema@._biomed_ner_versions($1) x WHERE EXISTS (SELECT 1 FROM %s t
+                        WHERE t.%I OPERATOR(pg_catalog.=) x.key::%s AND t.xmin OPERATOR(pg_catalog.=) x.row_xmin
+                          AND t.ctid OPERATOR(pg_catalog.=) x.row_ctid)',
                        r.relid::regclass, w.key_column, w.key_type),
                 r.versions);
         EXCEPTION WHEN OTHERS THEN
@@ -551,7 +611,10 @@ BEGIN
     END LOOP;
     RETURN CASE WHEN seen < n THEN NULL ELSE reached END;
 END $$;
-REVOKE ALL ON FUNCTION _biomed_ner_prune_held(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _biomed_ner_prune_held(text, int), _biomed_ner_forced_rls(oid, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _biomed_ner_check_manager(oid), _biomed_ner_watch_impl(regclass, name, name, boolean),
+    _biomed_ner_unwatch_impl(regclass), _biomed_ner_set_paused(regclass, boolean), _biomed_ner_retry_impl(regclass),
+    _biomed_ner_drain_impl(regclass, bigint) FROM PUBLIC;
 
 -- The pending rows of `tab` and how long the oldest has waited: since the queue worker's clock
 -- (biomed_ner_clock) last read a transaction id at most its xmin's, and at most since the table
@@ -565,12 +628,13 @@ BEGIN
     SELECT * INTO w FROM @extschema@.biomed_ner_watches WHERE relid = tab;
     IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = tab)
        OR NOT has_table_privilege(session_user, tab, 'SELECT')
-       OR NOT has_table_privilege(@extschema@._biomed_ner_table_owner(tab), tab, 'SELECT') THEN
+       OR NOT has_table_privilege(@extschema@._biomed_ner_table_owner(tab), tab, 'SELECT')
+       OR @extschema@._biomed_ner_forced_rls(tab, false) THEN
         RETURN;
     END IF;
     BEGIN
         counts := @extschema@._biomed_ner_as_owner(w,
-            format('SELECT ARRAY[count(*)::text, max(age(t.xmin))::text] %s', @extschema@._biomed_ner_pending_rows(w)),
+            format('SELECT ARRAY[pg_catalog.count(*)::text, pg_catalog.max(pg_catalog.age(t.xmin))::text] %s', @extschema@._biomed_ner_pending_rows(w)),
             ARRAY[]::text[]);
     EXCEPTION WHEN OTHERS THEN
         RETURN;
@@ -597,7 +661,7 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE ALL ON FUNCTION _biomed_ner_clock_tick(xid8, timestamptz) FROM PUBLIC;
 
-CREATE VIEW biomed_ner_queue_status AS
+CREATE VIEW biomed_ner_queue_status WITH (security_barrier) AS
 SELECT w.relid::regclass AS table_name, w.text_column, w.jsonb_column, w.owner::regrole AS owner, w.paused,
        p.pending, w.done,
        (SELECT count(*) FROM @extschema@.biomed_ner_held h WHERE h.relid = w.relid AND h.reason <> 'not backfilled') AS failed,
@@ -618,7 +682,7 @@ WHERE has_table_privilege(w.relid, 'SELECT');
 GRANT SELECT ON biomed_ner_queue_status TO PUBLIC;
 
 -- The failed and skipped rows of the watched tables one may read.
-CREATE VIEW biomed_ner_queue_failures AS
+CREATE VIEW biomed_ner_queue_failures WITH (security_barrier) AS
 SELECT h.relid::regclass AS table_name, h.key, h.reason, h.sqlstate, h.error, h.held_at AS failed_at
 FROM @extschema@.biomed_ner_held h
 WHERE h.reason <> 'not backfilled' AND has_table_privilege(h.relid, 'SELECT');

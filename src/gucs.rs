@@ -69,6 +69,7 @@ static QUEUE_DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CStrin
 static QUEUE_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
 static QUEUE_PAUSE_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
 static QUEUE_NICE: GucSetting<i32> = GucSetting::<i32>::new(10);
+static QUEUE_BATCH_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(300_000);
 static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static DEVICE: GucSetting<DeviceSetting> = GucSetting::<DeviceSetting>::new(DeviceSetting::Cpu);
 static DTYPE: GucSetting<DtypeSetting> = GucSetting::<DtypeSetting>::new(DtypeSetting::F32);
@@ -304,6 +305,16 @@ fn define() {
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
+        c"biomed_ner.queue_batch_timeout",
+        c"Longest time a queue worker gives one batch of a watched table.",
+        c"A batch that runs longer (a slow trigger of the table, say) is cancelled and its table's last_error says so; the worker then leaves that table alone for ten times as long as the batch took (at most an hour) and goes on with the others. 0 means no limit. Server configuration only.",
+        &QUEUE_BATCH_TIMEOUT_MS,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
         c"biomed_ner.max_chars",
         c"Longest note, in characters, that biomed_ner accepts.",
         c"Longer notes raise an error (SQLSTATE 54000) instead of running for minutes. Superusers only.",
@@ -461,6 +472,11 @@ pub fn queue_batch_size() -> usize {
 
 pub fn queue_pause_ms() -> u64 {
     QUEUE_PAUSE_MS.get().max(0) as u64
+}
+
+/// `biomed_ner.queue_batch_timeout` in milliseconds; 0: no limit.
+pub fn queue_batch_timeout_ms() -> i32 {
+    QUEUE_BATCH_TIMEOUT_MS.get().max(0)
 }
 
 pub fn queue_nice() -> i32 {

@@ -42,7 +42,9 @@ fn _biomed_ner_run_as(
         pg_sys::NewGUCNestLevel()
     };
     // The role's own search_path, as in its own sessions (the batch function's is restricted to
-    // pg_catalog); undone with the other settings afterwards.
+    // pg_catalog; the queries built by queue.sql name every function and operator with its
+    // schema, so this path reaches only the table's own code); undone with the other settings
+    // afterwards.
     let search_path = std::ffi::CString::new(search_path).unwrap_or_default();
     // Safety: GUC calls in a transaction; the value is a NUL-terminated string that outlives the
     // call, and the setting is saved at the nest level opened above.

@@ -21,6 +21,7 @@
 
 mod as_owner;
 mod invalidate;
+mod manage;
 mod worker;
 
 pgrx::extension_sql_file!("queue.sql", name = "queue", finalize);

@@ -11,13 +11,18 @@
 //! `pg_stat_activity` shows it (`backend_type` `biomed_ner queue`) and the table it works on.
 //!
 //! A table's batch that fails as a whole (its owner's policy or trigger raises, a column was
-//! renamed, the model cannot load) is that table's `last_error`: the batch function never raises
-//! for it, and the worker leaves that table alone for [`FAILED_TABLE_PAUSE`] while it goes on
-//! with the others. The worker takes SIGTERM as a backend does (`die`): it ends at its next check
-//! for interrupts (between batches, and during inference, which checks them between passes), with
-//! exit code 1, so that the postmaster starts it again after 5 s unless the server is shutting
-//! down (`pg_terminate_backend` on it, say). One worker per database works at a time (an advisory
-//! lock): a second, started by a restarted launcher, waits for the first to end.
+//! renamed, the model cannot load) is that table's `last_error`, and the worker leaves that table
+//! alone for [`FAILED_TABLE_PAUSE`] while it goes on with the others: the batch function records
+//! such errors itself, and whatever escapes it (a cancel, an assertion, a batch that runs over
+//! `biomed_ner.queue_batch_timeout`) is caught here, its transaction aborted and the error
+//! recorded the same way, so that no table's owner can stop or hold the queue of the others.
+//! The worker's own queries run with `search_path` `pg_catalog, pg_temp` whatever the database's
+//! settings (the database's owner must not be able to slip a function of theirs into a query the
+//! worker runs as a superuser). The worker takes SIGTERM as a backend does (`die`): it ends at its
+//! next check for interrupts (between batches, and during inference, which checks them between
+//! passes), with exit code 1, so that the postmaster starts it again after 5 s unless the server
+//! is shutting down (`pg_terminate_backend` on it, say). One worker per database works at a time:
+//! a second (started by a restarted launcher) waits while an older one is alive.
 //!
 //! It also keeps the queue's clock (`biomed_ner_clock`, for the status view's oldest pending
 //! age): at every round it reads the cluster's next transaction id and the time, and writes the
@@ -32,7 +37,9 @@ use std::ffi::CString;
 use std::time::Duration;
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, DynamicBackgroundWorker, SignalWakeFlags};
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
 
 use crate::gucs;
 use crate::spi_read::{read_one, read_two};
@@ -46,11 +53,13 @@ const CLOCK_IDLE_TICK: Duration = Duration::from_secs(60);
 /// How often at most while rounds find work.
 const CLOCK_BUSY_TICK: Duration = Duration::from_secs(1);
 
-/// How long a table whose batch failed as a whole is left alone before the next try.
+/// How long a table whose batch failed as a whole is left alone before the next try: at least
+/// this, and ten times as long as the failed batch took (a batch that ran for its whole timeout
+/// leaves its table alone for ten timeouts, so that one table's slow failures take at most a
+/// tenth of the worker's time), at most [`FAILED_TABLE_MAX_PAUSE`].
 const FAILED_TABLE_PAUSE: Duration = Duration::from_secs(10);
+const FAILED_TABLE_MAX_PAUSE: Duration = Duration::from_secs(3600);
 
-/// The advisory lock a database's queue worker holds while it works ("bnqueu").
-const WORKER_LOCK: i64 = 0x626E_7175_6575;
 
 /// How many held entries an idle round checks for rows deleted or written again, and how often.
 const PRUNE_SLICE: i32 = 1000;
@@ -168,6 +177,81 @@ fn sleep(duration: Duration) -> bool {
     alive
 }
 
+// utils/timeout.h, which pgrx does not bind: the statement timeout of a backend (the same
+// enumerator, 3, in PostgreSQL 15 to 18), armed around a queue batch.
+const STATEMENT_TIMEOUT: std::ffi::c_int = 3;
+unsafe extern "C-unwind" {
+    fn enable_timeout_after(id: std::ffi::c_int, delay_ms: std::ffi::c_int);
+    fn disable_timeout(id: std::ffi::c_int, keep_indicator: bool);
+}
+
+/// The five characters of a SQLSTATE.
+fn sqlstate(code: PgSqlErrorCode) -> String {
+    let packed = code as i32;
+    (0..5).map(|i| (((packed >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
+}
+
+/// One batch of the table `relid` in a transaction of its own, limited to
+/// `biomed_ner.queue_batch_timeout`: the rows it took, or -1 when it failed as a whole. An error
+/// that escapes the batch function (a cancel or an assertion raised by the table's own code, the
+/// timeout) aborts the transaction, goes to the server log and becomes the table's `last_error`.
+fn drain(schema: &str, relid: pg_sys::Oid) -> i32 {
+    let schema = spi::quote_identifier(schema);
+    let batch = gucs::queue_batch_size() as i32;
+    let timeout = gucs::queue_batch_timeout_ms();
+    // Safety: the transaction calls a background worker makes, as BackgroundWorker::transaction
+    // does; the timeout is PostgreSQL's statement timeout, armed and disarmed around the batch.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        if timeout > 0 {
+            enable_timeout_after(STATEMENT_TIMEOUT, timeout);
+        }
+    }
+    let query = format!("SELECT {schema}._biomed_ner_drain($1, $2)");
+    let started = std::time::Instant::now();
+    let outcome = PgTryBuilder::new(|| Ok(read_one::<i32>(&query, &[relid.into(), batch.into()]).unwrap_or(0)))
+        .catch_others(|e| {
+            Err(match e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
+                    let code = r.sql_error_code();
+                    let timed_out = timeout > 0 && started.elapsed() >= Duration::from_millis(timeout as u64);
+                    if code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED && timed_out {
+                        format!("{}: the batch ran over biomed_ner.queue_batch_timeout ({timeout} ms): {}", sqlstate(code), r.message())
+                    } else {
+                        format!("{}: {}", sqlstate(code), r.message())
+                    }
+                }
+            })
+        })
+        .execute();
+    // Safety: disarms the timeout, then ends the transaction: committed, or aborted after an error.
+    unsafe {
+        disable_timeout(STATEMENT_TIMEOUT, false);
+        match &outcome {
+            Ok(_) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+            }
+            Err(_) => pg_sys::AbortCurrentTransaction(),
+        }
+    }
+    match outcome {
+        Ok(done) => done,
+        Err(message) => {
+            pgrx::log!("biomed_ner queue: a batch of table {} failed: {message}", relid.to_u32());
+            BackgroundWorker::transaction(|| {
+                let _ = Spi::run_with_args(
+                    &format!("UPDATE {schema}.biomed_ner_watches SET last_error = $2, last_error_at = pg_catalog.now() WHERE relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass"),
+                    &[relid.into(), message.into()],
+                );
+            });
+            -1
+        }
+    }
+}
+
 /// The queue worker's entry point: drains the watched tables of its database.
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -176,12 +260,23 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
     terminate_like_a_backend();
     let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
-    // One worker per database: a second one waits until the first has ended.
+    // Its own queries name no schema but pg_catalog's: no setting of the database reaches them.
+    BackgroundWorker::transaction(|| {
+        let _ = read_one::<String>("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)", &[]);
+    });
+    // One worker per database: a second one waits while an older one is alive.
     loop {
-        let locked: bool = BackgroundWorker::transaction(|| {
-            read_one("SELECT pg_try_advisory_lock($1)", &[WORKER_LOCK.into()]).unwrap_or(false)
+        let alone: bool = BackgroundWorker::transaction(|| {
+            read_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a, pg_catalog.pg_stat_activity me
+                 WHERE me.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() AND a.backend_type OPERATOR(pg_catalog.=) me.backend_type
+                   AND a.datid OPERATOR(pg_catalog.=) me.datid AND a.pid OPERATOR(pg_catalog.<>) me.pid
+                   AND (a.backend_start, a.pid) OPERATOR(pg_catalog.<) (me.backend_start, me.pid))",
+                &[],
+            )
+            .unwrap_or(false)
         });
-        if locked {
+        if alone {
             break;
         }
         report_activity("biomed_ner queue: waiting for the other worker of this database to end");
@@ -244,16 +339,12 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
                 continue;
             }
             report_activity(&format!("biomed_ner queue: annotating {name}"));
-            let done: i32 = BackgroundWorker::transaction(|| {
-                read_one(
-                    &format!("SELECT {}._biomed_ner_drain($1, $2)", spi::quote_identifier(&schema)),
-                    &[relid.into(), (gucs::queue_batch_size() as i32).into()],
-                )
-                .unwrap_or(0)
-            });
+            let started = std::time::Instant::now();
+            let done = drain(&schema, relid);
             if done < 0 {
                 // The batch failed as a whole: its error is the table's last_error.
-                failed.insert(relid.to_u32(), std::time::Instant::now() + FAILED_TABLE_PAUSE);
+                let pause = (started.elapsed() * 10).clamp(FAILED_TABLE_PAUSE, FAILED_TABLE_MAX_PAUSE);
+                failed.insert(relid.to_u32(), std::time::Instant::now() + pause);
             }
             worked |= done > 0;
             if done > 0 && !sleep(Duration::from_millis(gucs::queue_pause_ms())) {

@@ -152,13 +152,27 @@ fn other_model(service: &ModelKey, function: &'static str) -> ! {
 }
 
 /// Entities of each text from the service, or `None` when this call runs in the backend
-/// (`execution` is `backend`, or `auto` without the service or with another model). A large
+/// (`execution` is `backend`, or `auto` without the service, with another model, with options
+/// that would take more than a session's share, or with a note longer than a request). A large
 /// call goes in requests of at most [`protocol::REQUEST_BYTES`] of text, one after the other, so
 /// that the model process, which serves every session, never holds more than that of one
 /// session's notes at once (results do not depend on how notes are batched).
 pub fn annotate(texts: &[&str], function: &'static str) -> Option<Vec<Vec<Entity>>> {
     if !use_service(function) {
         return None;
+    }
+    // A note longer than a request would hold the service for every session while it runs:
+    // the call runs in this backend instead (under auto), or is refused (under service).
+    if let Some(long) = texts.iter().map(|t| t.len()).max().filter(|n| *n > protocol::REQUEST_BYTES) {
+        if gucs::execution() == ExecutionSetting::Auto {
+            return None;
+        }
+        raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("a note of {long} bytes is longer than the {} bytes the shared inference service takes in one request", protocol::REQUEST_BYTES),
+            "The service shares its time among sessions; SET biomed_ner.execution = 'auto' (or 'backend') to run long notes in this session.",
+            function,
+        );
     }
     let mut entities = Vec::with_capacity(texts.len());
     for piece in protocol::pieces(texts, protocol::REQUEST_BYTES) {

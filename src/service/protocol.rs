@@ -102,8 +102,11 @@ pub struct WorkerMeta {
     pub last_exit: Option<String>,
 }
 
-/// The most bytes of notes one request to the service carries (a longer note goes alone).
-pub const REQUEST_BYTES: usize = 8 << 20;
+/// The most bytes of notes one request to the service carries. The service runs requests whole,
+/// so this bounds how long one request holds the others (a call of more notes goes in several
+/// requests, one after the other, and other sessions' requests get in between); a longer note
+/// runs in its session's own backend ([`super::annotate`]).
+pub const REQUEST_BYTES: usize = 32 << 10;
 
 /// Cuts a call's notes into requests of at most `limit` bytes of text each, in order (a note
 /// over the limit alone; no notes, one empty request).

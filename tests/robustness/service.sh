@@ -82,9 +82,9 @@ for c in $(seq "$CLIENTS"); do
 done
 sql "CALL ping($SECONDS_RUN + 1)" >/dev/null & ping=$!
 sleep $((SECONDS_RUN / 3))
-# A long note, so that at least one call is surely in flight at the kill (the short ones of the
+# A long call (32 notes of 30 KB: 32 requests, one after the other), so that at least one call is surely in flight at the kill (the short ones of the
 # load can all be between requests, committing).
-(cluster_psql -d postgres -v VERBOSITY=verbose -Atc "SELECT jsonb_array_length(biomed_ner(repeat('Fever and chest pain, aspirin 81 mg. ', 25000)))" \
+(cluster_psql -d postgres -v VERBOSITY=verbose -Atc "SELECT cardinality(biomed_ner(ARRAY(SELECT repeat('Fever and chest pain, aspirin 81 mg. ', 800) FROM generate_series(1, 32))))" \
     >"$PGDATA_DIR/long.out" 2>&1 || true) & long=$!
 sleep 0.3
 killed_at=$(sql "SELECT clock_timestamp()")

@@ -124,8 +124,9 @@ JOIN pg_class t ON t.oid = i.indrelid WHERE c.relname LIKE 'rec%pending%';
 SELECT tgrelid::regclass AS trigger_left_on FROM pg_trigger WHERE tgname = 'biomed_ner_watch_update';
 SELECT biomed_ner_unwatch('rec');
 -- 5. One table's failure is its own last_error, never an error of the queue: row-level
--- security forced with a policy that raises, a renamed jsonb column. The status view still
--- reads. A temporary table is refused: another session cannot see it.
+-- security forced since the watch (the queue then reads nothing of the table, so its policy, one
+-- that raises here, never runs), a renamed jsonb column. The status view still reads. A
+-- temporary table is refused: another session cannot see it.
 SET SESSION AUTHORIZATION hostile_alice;
 CREATE TABLE victim (id int PRIMARY KEY, body text, e jsonb);
 CREATE TABLE trap (id int PRIMARY KEY, body text, e jsonb);
@@ -195,6 +196,61 @@ INSERT INTO dropped VALUES (1, 'Fever.', '[]');
 SELECT expect_error($$UPDATE dropped SET body = 'Cough.'$$);
 CREATE TRIGGER t2 BEFORE INSERT ON dropped FOR EACH ROW EXECUTE FUNCTION _biomed_ner_invalidate('e');
 SELECT expect_error($$INSERT INTO dropped VALUES (2, 'Rash.', '[]')$$);
+-- The SQL a batch runs as the table's owner names every function with its schema: a function of
+-- alice's in a schema on the owner's search_path (array_agg here) never runs in bob's batches.
+SET SESSION AUTHORIZATION hostile_alice;
+CREATE TABLE trojan_log (who name);
+GRANT INSERT ON trojan_log TO PUBLIC;
+CREATE FUNCTION trojan_step(text[], text) RETURNS text[] LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO hostile.trojan_log VALUES (current_user); RETURN $1 || $2; END $$;
+CREATE AGGREGATE array_agg(text) (sfunc = trojan_step, stype = text[]);
+RESET SESSION AUTHORIZATION;
+ALTER ROLE hostile_bob SET search_path = hostile, public;
+SET SESSION AUTHORIZATION hostile_bob;
+CREATE TABLE bob_notes (id int PRIMARY KEY, body text, e jsonb);
+SELECT biomed_ner_watch('bob_notes', 'body', 'e');
+INSERT INTO bob_notes VALUES (1, 'Fever.'), (2, 'Cough.');
+RESET SESSION AUTHORIZATION;
+SELECT biomed_ner_queue_drain('hostile.bob_notes') AS annotated;
+SELECT count(*) AS trojan_calls FROM hostile.trojan_log;
+SELECT count(*) FILTER (WHERE e IS NOT NULL) AS annotated_rows FROM hostile.bob_notes;
+ALTER ROLE hostile_bob RESET search_path;
+-- 3. Who manages a watch is the role that called: a batch (a security-restricted operation)
+-- refuses it, and a superuser's session running alice's function does not lend her its rights.
+CREATE TABLE hostile.secret (id int PRIMARY KEY, body text, e jsonb);
+ALTER TABLE hostile.secret OWNER TO hostile_bob;
+SET SESSION AUTHORIZATION hostile_alice;
+CREATE TABLE mgr (id int PRIMARY KEY, body text, e jsonb);
+SELECT biomed_ner_watch('mgr', 'body', 'e');
+CREATE FUNCTION mgr_unwatch_bob() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM biomed_ner_unwatch('hostile.bob_notes'); RETURN NEW; END $$;
+CREATE TRIGGER t BEFORE UPDATE ON mgr FOR EACH ROW EXECUTE FUNCTION mgr_unwatch_bob();
+CREATE FUNCTION alice_unwatch_bob() RETURNS void LANGUAGE sql SECURITY DEFINER AS $$ SELECT biomed_ner_unwatch('hostile.bob_notes') $$;
+CREATE FUNCTION alice_watch_secret() RETURNS void LANGUAGE sql SECURITY DEFINER AS $$ SELECT biomed_ner_watch('hostile.secret', 'body', 'e') $$;
+INSERT INTO mgr VALUES (1, 'Rash.');
+RESET SESSION AUTHORIZATION;
+SELECT biomed_ner_queue_drain('hostile.mgr') AS drained;
+SELECT left(last_error, 90) AS mgr_last_error FROM biomed_ner_queue_status WHERE table_name = 'hostile.mgr'::regclass;
+SELECT expect_error($$SELECT hostile.alice_unwatch_bob()$$);
+SELECT expect_error($$SELECT hostile.alice_watch_secret()$$);
+SELECT count(*) AS bob_still_watched FROM biomed_ner_watches WHERE relid = 'hostile.bob_notes'::regclass;
+SELECT biomed_ner_unwatch('hostile.mgr');
+SELECT biomed_ner_unwatch('hostile.bob_notes');
+-- 7. The status and failures views are security barriers: a role's leaky function sees only the
+-- rows of tables it may read.
+SET SESSION AUTHORIZATION hostile_bob;
+SELECT biomed_ner_watch('secret', 'body', 'e');
+RESET SESSION AUTHORIZATION;
+INSERT INTO biomed_ner_held (relid, key, row_xmin, row_ctid, reason, error)
+VALUES ('hostile.secret', 'MRN-0042', '1', '(0,1)', 'failed', 'note of patient MRN-0042');
+SELECT relname, reloptions FROM pg_class WHERE relname IN ('biomed_ner_queue_status', 'biomed_ner_queue_failures') ORDER BY 1;
+SET SESSION AUTHORIZATION hostile_alice;
+CREATE FUNCTION leak(t text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $$
+BEGIN RAISE NOTICE 'leaked: %', t; RETURN true; END $$;
+SELECT count(*) AS alice_sees FROM biomed_ner_queue_failures WHERE leak(key) AND leak(error);
+SELECT count(*) AS alice_sees FROM biomed_ner_queue_status WHERE leak(table_name::text);
+RESET SESSION AUTHORIZATION;
+SELECT biomed_ner_unwatch('hostile.secret');
 RESET search_path;
 SET client_min_messages = warning;
 DROP SCHEMA hostile CASCADE;

@@ -16,16 +16,24 @@ SELECT biomed_ner_info()->>'execution' AS execution;
 SELECT bool_and(same_entities(a, b)) AS same_as_backend
 FROM unnest(:'service'::jsonb[], biomed_ner(ARRAY['Fever and cough.', NULL, '', 'Aspirin 81 mg daily for chest pain.'])) u(a, b);
 RESET biomed_ner.execution;
--- A large call goes in requests of at most 8 MB of text, in order: 100 notes of 100,000
--- characters (blanks: no tokens, so it is quick) with a short note among them make two requests.
+-- A large call goes in requests of at most 32 KiB of text, in order, so that no session holds
+-- the service for long: 100 notes of 1,000 characters (blanks: no tokens, so it is quick) with a
+-- short note among them make four requests.
 SELECT (biomed_ner_service()->>'requests')::int AS before \gset
 WITH c AS MATERIALIZED (
-    SELECT biomed_ner(ARRAY(SELECT CASE WHEN i = 51 THEN 'Fever and cough.' ELSE repeat(' ', 100000) END
+    SELECT biomed_ner(ARRAY(SELECT CASE WHEN i = 51 THEN 'Fever and cough.' ELSE repeat(' ', 1000) END
                             FROM generate_series(1, 100) i)) AS e)
 SELECT cardinality(e) AS notes, e[51] = biomed_ner('Fever and cough.') AS in_place,
        (SELECT count(*) FROM unnest(e) x WHERE x = '[]') AS empty
 FROM c;
 SELECT (biomed_ner_service()->>'requests')::int - :before - 1 AS requests_of_the_large_call;
+-- A note longer than a request runs in this backend under auto, and is refused under service.
+SELECT (biomed_ner_service()->>'requests')::int AS before \gset
+SELECT jsonb_array_length(biomed_ner(repeat('Fever and cough. ', 2000))) > 0 AS annotated;
+SELECT (biomed_ner_service()->>'requests')::int - :before <= 1 AS not_sent_to_the_service;
+SET biomed_ner.execution = 'service';
+SELECT expect_error($$SELECT biomed_ner(repeat('Fever and cough. ', 2000))$$);
+RESET biomed_ner.execution;
 -- Another model: under auto the session runs it itself, under service it is refused.
 SET biomed_ner.model = '';
 SELECT biomed_ner_info()->>'execution' AS execution, biomed_ner_info()->>'bundled' AS bundled;
@@ -57,7 +65,7 @@ SET biomed_ner.execution = 'service';
 RESET biomed_ner.stride;
 -- Waiting for the service answers a timeout, and the service drops the abandoned request.
 SET statement_timeout = '200ms';
-SELECT biomed_ner(repeat('Chest pain with fever and cough. ', 30000));
+SELECT biomed_ner(ARRAY(SELECT repeat('Chest pain with fever and cough. ', 900) FROM generate_series(1, 40)));
 RESET statement_timeout;
 SELECT jsonb_array_length(biomed_ner('Fever and cough.')) > 0 AS serves_after_cancel;
 -- A server configuration change reloads the service's model in the same process; a model
