@@ -63,7 +63,7 @@ for mode in service backend; do
               FROM biomed_ner_bulk('SELECT id, body FROM notes') b JOIN expected x USING (id)")"
     check "$mode: a parallel query on the standby" \
         "$(as_reader "$mode" "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
-              SET force_parallel_mode = on; SELECT bool_and(same_entities(biomed_ner(n.body), x.e)) FROM notes n JOIN expected x USING (id)")"
+              SET $([ "$PG_MAJOR" -ge 16 ] && echo debug_parallel_query || echo force_parallel_mode) = on; SELECT bool_and(same_entities(biomed_ner(n.body), x.e)) FROM notes n JOIN expected x USING (id)")"
 done
 check "the status view of watched tables reads on the standby (40 rows pending, drained on the primary only)" \
     "$(ssql "SELECT pending = 40 AND oldest_pending_age IS NOT NULL FROM biomed_ner_queue_status")"
