@@ -17,6 +17,25 @@ use crate::error::raise;
 
 const FUNCTION: &str = "_biomed_ner_run_as";
 
+/// Sets the setting `name` to `value` at the current GUC nest level (see `NewGUCNestLevel`), so
+/// that `AtEOXact_GUC` at that level, or the transaction's abort, undoes it.
+pub fn set_saved(name: &str, value: &str) {
+    let (name, value) = (std::ffi::CString::new(name).unwrap_or_default(), std::ffi::CString::new(value).unwrap_or_default());
+    // Safety: GUC calls in a transaction, with NUL-terminated strings that outlive the call.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pg_sys::PGERROR as i32,
+            false,
+        );
+    }
+}
+
 /// Runs `query` (one parameter: `keys`; one row with one `text[]` column) as `role` with
 /// `search_path`, and returns that column. A query that does not `write` runs read-only and takes no transaction id
 /// (an idle queue worker writes nothing; the status view works on a hot standby). Not for
@@ -45,21 +64,7 @@ fn _biomed_ner_run_as(
     // pg_catalog; the queries built by queue.sql name every function and operator with its
     // schema, so this path reaches only the table's own code); undone with the other settings
     // afterwards.
-    let search_path = std::ffi::CString::new(search_path).unwrap_or_default();
-    // Safety: GUC calls in a transaction; the value is a NUL-terminated string that outlives the
-    // call, and the setting is saved at the nest level opened above.
-    unsafe {
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            search_path.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pg_sys::PGERROR as i32,
-            false,
-        );
-    }
+    set_saved("search_path", search_path);
     let result = Spi::connect_mut(|client| {
         let table = if writes { client.update(query, None, &[keys.into()]) } else { client.select(query, None, &[keys.into()]) };
         table.and_then(|table| table.first().get_one::<Vec<Option<String>>>())

@@ -95,19 +95,9 @@ fn _biomed_ner_manage(
     let nest_level = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
         pg_sys::SetUserIdAndSecContext(owner, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
-        let level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pg_sys::PGERROR as i32,
-            false,
-        );
-        level
+        pg_sys::NewGUCNestLevel()
     };
+    super::as_owner::set_saved("search_path", "pg_catalog, pg_temp");
     let _guard = CallerGuard(CALLER.swap(caller.to_u32(), Ordering::Relaxed));
     let result = Spi::connect_mut(|client| {
         let args = [tab.into(), text_column.into(), jsonb_column.into(), flag.into(), n.into()];
