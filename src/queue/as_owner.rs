@@ -17,15 +17,22 @@ use crate::error::raise;
 
 const FUNCTION: &str = "_biomed_ner_run_as";
 
-/// Sets the setting `name` to `value` at the current GUC nest level (see `NewGUCNestLevel`), so
-/// that `AtEOXact_GUC` at that level, or the transaction's abort, undoes it.
-pub fn set_saved(name: &str, value: &str) {
-    let (name, value) = (std::ffi::CString::new(name).unwrap_or_default(), std::ffi::CString::new(value).unwrap_or_default());
-    // Safety: GUC calls in a transaction, with NUL-terminated strings that outlive the call.
-    unsafe {
+/// Runs `f` as `role`, with `flags` added to the security context (as SECURITY DEFINER and the
+/// maintenance commands switch user) and `search_path` set at a GUC nest level of its own; the
+/// user, the context and every setting changed meanwhile are restored afterwards, and by the
+/// (sub)transaction's abort when an error unwinds. The management calls (`manage.rs`) use it too.
+pub fn as_role<R>(role: pg_sys::Oid, flags: u32, search_path: &str, f: impl FnOnce() -> R) -> R {
+    let (mut user, mut context) = (pg_sys::Oid::INVALID, 0);
+    let search_path = std::ffi::CString::new(search_path).unwrap_or_default();
+    // Safety: switches the current user and opens a GUC nest level, in a transaction; the value
+    // is a NUL-terminated string that outlives the call and is saved at that level.
+    let nest_level = unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        pg_sys::SetUserIdAndSecContext(role, context | flags as i32);
+        let level = pg_sys::NewGUCNestLevel();
         pg_sys::set_config_option(
-            name.as_ptr(),
-            value.as_ptr(),
+            c"search_path".as_ptr(),
+            search_path.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,
@@ -33,7 +40,15 @@ pub fn set_saved(name: &str, value: &str) {
             pg_sys::PGERROR as i32,
             false,
         );
+        level
+    };
+    let result = f();
+    // Safety: restores what was saved above.
+    unsafe {
+        pg_sys::AtEOXact_GUC(false, nest_level);
+        pg_sys::SetUserIdAndSecContext(user, context);
     }
+    result
 }
 
 /// Runs `query` (one parameter: `keys`; one row with one `text[]` column) as `role` with
@@ -48,32 +63,17 @@ fn _biomed_ner_run_as(
     keys: Vec<String>,
     writes: default!(bool, false),
 ) -> Option<Vec<Option<String>>> {
-    let (mut user, mut context) = (pg_sys::Oid::INVALID, 0);
-    // Safety: switches the current user for this statement, as PostgreSQL's maintenance
-    // commands do; an error on the way is undone by the (sub)transaction's abort, which
-    // restores the user and the settings.
-    let nest_level = unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        pg_sys::SetUserIdAndSecContext(
-            role,
-            context | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
-        );
-        pg_sys::NewGUCNestLevel()
-    };
-    // The role's own search_path, as in its own sessions (the batch function's is restricted to
-    // pg_catalog; the queries built by queue.sql name every function and operator with its
-    // schema, so this path reaches only the table's own code); undone with the other settings
-    // afterwards.
-    set_saved("search_path", search_path);
-    let result = Spi::connect_mut(|client| {
-        let table = if writes { client.update(query, None, &[keys.into()]) } else { client.select(query, None, &[keys.into()]) };
-        table.and_then(|table| table.first().get_one::<Vec<Option<String>>>())
+    // As a maintenance command acts as a table's owner: restricted, with the role's own
+    // search_path (the batch function's is restricted to pg_catalog; the queries built by
+    // queue.sql name every function and operator with its schema, so this path reaches only the
+    // table's own code).
+    let flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION;
+    let result = as_role(role, flags, search_path, || {
+        Spi::connect_mut(|client| {
+            let table = if writes { client.update(query, None, &[keys.into()]) } else { client.select(query, None, &[keys.into()]) };
+            table.and_then(|table| table.first().get_one::<Vec<Option<String>>>())
+        })
     });
-    // Safety: restores what was saved above.
-    unsafe {
-        pg_sys::AtEOXact_GUC(false, nest_level);
-        pg_sys::SetUserIdAndSecContext(user, context);
-    }
     result.unwrap_or_else(|e| {
         raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("queue batch failed: {e}"), "This is a bug in biomed_ner.", FUNCTION)
     })

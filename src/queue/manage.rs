@@ -89,25 +89,14 @@ fn _biomed_ner_manage(
     let Some((query, counts)) = action_sql(action, &schema) else {
         raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown action \"{action}\""), "This is a bug in biomed_ner.", FUNCTION)
     };
-    let (mut user, mut context) = (pg_sys::Oid::INVALID, 0);
-    // Safety: switches the current user for this call, as SECURITY DEFINER does; an error on the
-    // way is undone by the (sub)transaction's abort, which restores the user and the settings.
-    let nest_level = unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        pg_sys::SetUserIdAndSecContext(owner, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
-        pg_sys::NewGUCNestLevel()
-    };
-    super::as_owner::set_saved("search_path", "pg_catalog, pg_temp");
-    let _guard = CallerGuard(CALLER.swap(caller.to_u32(), Ordering::Relaxed));
-    let result = Spi::connect_mut(|client| {
-        let args = [tab.into(), text_column.into(), jsonb_column.into(), flag.into(), n.into()];
-        let rows = client.update(&query, None, &args)?;
-        if counts { rows.first().get_one::<i64>() } else { Ok(None) }
+    // As SECURITY DEFINER switches to a function's owner, with a safe search_path.
+    let result = super::as_owner::as_role(owner, pg_sys::SECURITY_LOCAL_USERID_CHANGE, "pg_catalog, pg_temp", || {
+        let _guard = CallerGuard(CALLER.swap(caller.to_u32(), Ordering::Relaxed));
+        Spi::connect_mut(|client| {
+            let args = [tab.into(), text_column.into(), jsonb_column.into(), flag.into(), n.into()];
+            let rows = client.update(&query, None, &args)?;
+            if counts { rows.first().get_one::<i64>() } else { Ok(None) }
+        })
     });
-    // Safety: restores what was saved above.
-    unsafe {
-        pg_sys::AtEOXact_GUC(false, nest_level);
-        pg_sys::SetUserIdAndSecContext(user, context);
-    }
     result.unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("biomed_ner {action} failed: {e}"), "This is a bug in biomed_ner.", FUNCTION))
 }

@@ -60,7 +60,6 @@ const CLOCK_BUSY_TICK: Duration = Duration::from_secs(1);
 const FAILED_TABLE_PAUSE: Duration = Duration::from_secs(10);
 const FAILED_TABLE_MAX_PAUSE: Duration = Duration::from_secs(3600);
 
-
 /// How many held entries an idle round checks for rows deleted or written again, and how often.
 const PRUNE_SLICE: i32 = 1000;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -191,11 +190,11 @@ fn sqlstate(code: PgSqlErrorCode) -> String {
     (0..5).map(|i| (((packed >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
 }
 
-/// One batch of the table `relid` in a transaction of its own, limited to
+/// One batch of the table `relid`, begun at `started`, in a transaction of its own, limited to
 /// `biomed_ner.queue_batch_timeout`: the rows it took, or -1 when it failed as a whole. An error
 /// that escapes the batch function (a cancel or an assertion raised by the table's own code, the
 /// timeout) aborts the transaction, goes to the server log and becomes the table's `last_error`.
-fn drain(schema: &str, relid: pg_sys::Oid) -> i32 {
+fn drain(schema: &str, relid: pg_sys::Oid, started: std::time::Instant) -> i32 {
     let schema = spi::quote_identifier(schema);
     let batch = gucs::queue_batch_size() as i32;
     let timeout = gucs::queue_batch_timeout_ms();
@@ -210,7 +209,6 @@ fn drain(schema: &str, relid: pg_sys::Oid) -> i32 {
         }
     }
     let query = format!("SELECT {schema}._biomed_ner_drain($1, $2)");
-    let started = std::time::Instant::now();
     let outcome = PgTryBuilder::new(|| Ok(read_one::<i32>(&query, &[relid.into(), batch.into()]).unwrap_or(0)))
         .catch_others(|e| {
             Err(match e {
@@ -340,7 +338,7 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
             }
             report_activity(&format!("biomed_ner queue: annotating {name}"));
             let started = std::time::Instant::now();
-            let done = drain(&schema, relid);
+            let done = drain(&schema, relid, started);
             if done < 0 {
                 // The batch failed as a whole: its error is the table's last_error.
                 let pause = (started.elapsed() * 10).clamp(FAILED_TABLE_PAUSE, FAILED_TABLE_MAX_PAUSE);
