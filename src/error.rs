@@ -37,7 +37,7 @@ impl Failure {
     /// The engine's error `e` with its SQLSTATE and hint.
     pub fn engine(e: &deberta_ner::Error) -> Self {
         use deberta_ner::Error as E;
-        let model_hint = "Set biomed_ner.model to a folder with config.json, tokenizer.json (or vocab.txt) and \
+        let model_hint = "Set biomed_ner.model to a folder with config.json, a tokenizer (tokenizer.json, vocab.txt, spm.model or sentencepiece.bpe.model) and \
                           model.safetensors (or pytorch_model.bin) that the server can read, or to '' for the bundled model.";
         let (code, hint): (PgSqlErrorCode, &str) = match e {
             E::ModelNotFound { .. } | E::MissingFile { .. } => (PgSqlErrorCode::ERRCODE_UNDEFINED_FILE, model_hint),

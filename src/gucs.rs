@@ -137,7 +137,7 @@ fn define() {
         GucRegistry::define_string_guc_with_hooks(
             c"biomed_ner.model",
             c"Model to use: a name from biomed_ner.model_path, a folder (superusers and pg_read_server_files only), or empty for the bundled model.",
-            c"A model is a folder with config.json, tokenizer.json (or vocab.txt) and model.safetensors or pytorch_model.bin, readable by the server (Hugging Face layout, or a hub cache folder). The model loads once per backend, on first use, and again when this changes.",
+            c"A model is a folder with config.json, a tokenizer (tokenizer.json, vocab.txt, spm.model or sentencepiece.bpe.model) and model.safetensors or pytorch_model.bin, readable by the server (Hugging Face layout, or a hub cache folder). The model loads once per backend, on first use, and again when this changes.",
             &MODEL,
             GucContext::Userset,
             GucFlags::default(),

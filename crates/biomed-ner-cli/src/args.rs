@@ -38,7 +38,7 @@ bench options (times the forward pass on fixed token ids, prints one JSON line):
                        (slower than the plain timing; adds \"profile_ms\" to the JSON line)";
 
 #[cfg_attr(feature = "bundled-model", allow(dead_code))]
-pub const NO_MODEL: &str = "no model given: pass --model DIR, a folder with config.json, tokenizer.json (or vocab.txt) \
+pub const NO_MODEL: &str = "no model given: pass --model DIR, a folder with config.json, a tokenizer (tokenizer.json, vocab.txt, spm.model or sentencepiece.bpe.model) \
 and model.safetensors or pytorch_model.bin (for example one made by \
 `huggingface-cli download venkatd/BIOMed_NER --local-dir DIR`)";
 

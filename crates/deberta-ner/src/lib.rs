@@ -25,6 +25,7 @@ pub mod pickle_guard;
 pub mod pipeline;
 pub mod vector;
 pub mod windows;
+pub mod sentencepiece;
 pub mod wordpiece;
 
 pub use aggregate::{Aggregation, Entity};

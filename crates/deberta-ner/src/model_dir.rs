@@ -25,7 +25,13 @@ pub enum TokenizerFile {
     /// `vocab.txt`, and `tokenizer_config.json` where there is one: an older BERT-style
     /// checkpoint's WordPiece vocabulary ([`crate::wordpiece`]).
     VocabTxt { vocab: PathBuf, settings: Option<PathBuf> },
+    /// `spm.model` (DeBERTa-v2/v3) or `sentencepiece.bpe.model` (XLM-RoBERTa), with the slow
+    /// tokenizer's settings beside it ([`crate::sentencepiece`]).
+    SentencePiece { model: PathBuf, family: crate::sentencepiece::Family },
 }
+
+/// The tokenizer files a folder is searched for, in order.
+pub const TOKENIZER_FILES: &str = "tokenizer.json, vocab.txt, spm.model or sentencepiece.bpe.model";
 
 #[derive(Debug, Clone)]
 pub enum Weights {
@@ -65,22 +71,26 @@ impl ModelFiles {
             }
         };
         let config = need("config.json")?;
-        let tokenizer = match need("tokenizer.json").map(TokenizerFile::Json) {
-            Err(Error::MissingFile { .. }) => match need("vocab.txt") {
-                Ok(vocab) => TokenizerFile::VocabTxt {
-                    vocab,
-                    settings: match need("tokenizer_config.json") {
-                        Ok(p) => Some(p),
-                        Err(Error::MissingFile { .. }) => None,
-                        Err(e) => return Err(e),
-                    },
-                },
-                Err(Error::MissingFile { .. }) => {
-                    return Err(Error::MissingFile { file: "tokenizer.json (or vocab.txt)".into(), dir: dir.clone() })
+        let optional = |name: &str| match need(name) {
+            Ok(p) => Ok(Some(p)),
+            Err(Error::MissingFile { .. }) => Ok(None),
+            Err(e) => Err(e),
+        };
+        // tokenizer.json first, then what transformers converts from: vocab.txt (WordPiece),
+        // then a SentencePiece model.
+        let tokenizer = if let Some(p) = optional("tokenizer.json")? {
+            TokenizerFile::Json(p)
+        } else if let Some(vocab) = optional("vocab.txt")? {
+            TokenizerFile::VocabTxt { vocab, settings: optional("tokenizer_config.json")? }
+        } else {
+            let mut found = None;
+            for (name, family) in crate::sentencepiece::Family::FILES {
+                if let Some(model) = optional(name)? {
+                    found = Some(TokenizerFile::SentencePiece { model, family });
+                    break;
                 }
-                Err(e) => return Err(e),
-            },
-            other => other?,
+            }
+            found.ok_or_else(|| Error::MissingFile { file: TOKENIZER_FILES.into(), dir: dir.clone() })?
         };
         // Either weights file; a file that is there but unreadable says so.
         let weights = match need("model.safetensors").map(Weights::Safetensors) {
@@ -161,7 +171,7 @@ mod tests {
         assert!(e.contains("does not exist") && e.contains(tmp.to_str().unwrap()), "{e}");
         touch(&tmp.join("config.json"));
         let e = ModelFiles::locate(&tmp).unwrap_err().to_string();
-        assert!(e.contains("tokenizer.json"), "{e}");
+        assert!(e.contains("tokenizer.json, vocab.txt, spm.model or sentencepiece.bpe.model"), "{e}");
         touch(&tmp.join("vocab.txt"));
         let e = ModelFiles::locate(&tmp).unwrap_err().to_string();
         assert!(e.contains("model.safetensors or pytorch_model.bin"), "{e}");

@@ -100,6 +100,7 @@ impl Pipeline {
                 Tokenizer::from_file(p).map_err(|e| Error::BadFile { path: p.clone(), reason: e.to_string() })?
             }
             TokenizerFile::VocabTxt { vocab, settings } => crate::wordpiece::from_vocab_txt(vocab, settings.as_deref())?,
+            TokenizerFile::SentencePiece { model, family } => crate::sentencepiece::from_sentencepiece(model, *family)?,
         };
         let vb = files.var_builder(precision.load_dtype(device), device)?;
         Self::from_parts(cfg, tokenizer, vb, files.dir.display().to_string(), precision, t0)

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use deberta_ner::{Aggregation, Device, Entity, Options, Pipeline, Precision};
 use serde_json::Value;
 
-const MODELS: [&str; 9] = [
+const MODELS: [&str; 11] = [
     "v3_base_like",
     "unshared_nobuckets",
     "c2p_small_buckets",
@@ -22,6 +22,10 @@ const MODELS: [&str; 9] = [
     "xlmr_unigram",
     // embeddings narrower than the layers
     "electra",
+    // no tokenizer.json: DeBERTa-v3's spm.model and XLM-R's sentencepiece.bpe.model, converted
+    // to a fast tokenizer on load (tests/fixtures/make_spm_fixtures.py)
+    "deberta_spm",
+    "xlmr_spm",
 ];
 
 fn fixtures() -> PathBuf {

@@ -17,6 +17,12 @@ SELECT expect_error($$SELECT biomed_ner('fever')$$) LIKE 'F0000: cannot read "/t
 \! printf 'not safetensors' > /tmp/biomed_ner_regress/bad_weights/model.safetensors
 SET biomed_ner.model = '/tmp/biomed_ner_regress/bad_weights';
 SELECT expect_error($$SELECT biomed_ner('fever')$$) LIKE 'F0000: cannot read "/tmp/biomed_ner_regress/bad_weights/model.safetensors"%' AS broken_weights;
+-- A damaged SentencePiece model in a folder without tokenizer.json.
+\! mkdir -p /tmp/biomed_ner_regress/bad_spm
+\! cp "$BIOMED_NER_FIXTURE/../deberta_spm/config.json" "$BIOMED_NER_FIXTURE/../deberta_spm/model.safetensors" /tmp/biomed_ner_regress/bad_spm/
+\! head -c 30000 "$BIOMED_NER_FIXTURE/../deberta_spm/spm.model" > /tmp/biomed_ner_regress/bad_spm/spm.model
+SET biomed_ner.model = '/tmp/biomed_ner_regress/bad_spm';
+SELECT expect_error($$SELECT biomed_ner('fever')$$) LIKE 'F0000: cannot read "/tmp/biomed_ner_regress/bad_spm/spm.model": not a SentencePiece model%' AS broken_spm;
 \! rm -rf /tmp/biomed_ner_regress
 SET biomed_ner.model = :'fixture';
 SELECT jsonb_array_length(biomed_ner('Fever.')) > 0 AS works_again;

@@ -1,0 +1,91 @@
+//! The command line on model folders without tokenizer.json: a DeBERTa-v3 fixture that ships
+//! `spm.model` and an XLM-R fixture that ships `sentencepiece.bpe.model` give transformers'
+//! token-classification pipeline's entities (tests/fixtures/make_spm_fixtures.py), and a folder
+//! with no tokenizer file at all names every file it looked for.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn run(model: &std::path::Path, input: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_biomed-ner"))
+        .args(["--model", model.to_str().unwrap(), "--max-length", "100000", "--threads", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A model that fails to load exits before it reads: a closed pipe is no failure here.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn sentencepiece_folders_give_the_pipelines_entities() {
+    for name in ["deberta_spm", "xlmr_spm"] {
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixtures().join("expected").join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        let cases = expected["cases"].as_array().unwrap();
+        let input: String = cases.iter().map(|c| serde_json::json!({"text": c["text"]}).to_string() + "\n").collect();
+        let (ok, stdout, stderr) = run(&fixtures().join("models").join(name), &input);
+        assert!(ok, "{name}: {stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), cases.len());
+        let mut entities = 0;
+        for (case, line) in cases.iter().zip(lines) {
+            let text: Vec<char> = case["text"].as_str().unwrap().chars().collect();
+            let got: Vec<Value> = serde_json::from_str(line).unwrap();
+            // The pipeline's entities, less the engine's documented departures: start skips
+            // leading whitespace, whitespace-only entities are dropped.
+            let want: Vec<(String, usize, usize)> = case["entities"]["simple"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|e| {
+                    let (s, end) = (e["start"].as_u64().unwrap() as usize, e["end"].as_u64().unwrap() as usize);
+                    let s = (s..end).find(|&i| !text[i].is_whitespace())?;
+                    Some((e["entity_group"].as_str().unwrap().to_string(), s, end))
+                })
+                .collect();
+            let have: Vec<(String, usize, usize)> = got
+                .iter()
+                .map(|e| {
+                    let (s, end) = (e["start"].as_u64().unwrap() as usize, e["end"].as_u64().unwrap() as usize);
+                    assert_eq!(e["word"].as_str().unwrap(), text[s..end].iter().collect::<String>());
+                    (e["entity_group"].as_str().unwrap().to_string(), s, end)
+                })
+                .collect();
+            assert_eq!(have, want, "{name} on {:?}", case["text"]);
+            entities += have.len();
+        }
+        assert!(entities > 50, "{name}: {entities} entities");
+    }
+}
+
+#[test]
+fn a_folder_without_a_tokenizer_names_every_file_it_looked_for() {
+    let dir = std::env::temp_dir().join(format!("biomed-ner-cli-notok-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = fixtures().join("models/deberta_spm");
+    for f in ["config.json", "model.safetensors", "tokenizer_config.json"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let (ok, _, stderr) = run(&dir, "{\"text\": \"x\"}\n");
+    assert!(!ok);
+    assert!(stderr.contains("tokenizer.json, vocab.txt, spm.model or sentencepiece.bpe.model"), "{stderr}");
+    // A damaged spm.model is a clear error.
+    std::fs::write(dir.join("spm.model"), b"\x0a\xff\xff\xff").unwrap();
+    let (ok, _, stderr) = run(&dir, "{\"text\": \"x\"}\n");
+    assert!(!ok && stderr.contains("spm.model") && stderr.contains("not a SentencePiece model"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
