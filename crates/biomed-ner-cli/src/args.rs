@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use deberta_ner::{Options, Precision};
 
 pub const USAGE: &str = "\
-usage: biomed-ner [OPTIONS] < texts.jsonl > entities.jsonl
-       biomed-ner eval [OPTIONS] --brat DIR [--split-file SPLIT.tsv --split test]
+usage: biomed-ner [OPTIONS] [--assertion] < texts.jsonl > entities.jsonl
+       biomed-ner assert < texts-with-entities.jsonl > entities.jsonl
+       biomed-ner eval [OPTIONS] [--assertion] --brat DIR [--split-file SPLIT.tsv --split test]
        biomed-ner bench [OPTIONS] [--batch N --len N --iters N --warmup N]
 
 Reads JSON lines {\"text\": \"...\"} and writes, per line and in order, a JSON array of
@@ -25,6 +26,10 @@ options:
   --dtype T            f32 (default) | f16 | bf16 | int8 (CPU)
   --device D           cpu (default) | cuda | cuda:N | auto
   --stats              print load and annotation seconds to stderr as JSON
+  --assertion          add \"assertion\": \"present\" | \"absent\" | \"possible\" to each entity
+                       (with eval: score the assertion of the corpus's events instead)
+assert: reads JSON lines {\"text\": ..., \"entities\": [{\"start\", \"end\", \"entity_group\"?...}]}
+  and writes each line's entities with \"assertion\" added (no model is loaded)
 eval options:
   --brat DIR           folder of brat .txt/.ann pairs
   --split-file F       tab-separated doc_id, split; with --split, score only that split
@@ -44,12 +49,16 @@ and model.safetensors or pytorch_model.bin (for example one made by \
 
 pub struct EvalArgs {
     pub brat: PathBuf,
+    /// Score the assertion of events (present, absent, possible) instead of the entities.
+    pub assertion: bool,
     pub split_file: Option<PathBuf>,
     pub split: Option<String>,
 }
 
 pub enum Command {
     Annotate,
+    /// Read texts with their entities and add each entity's assertion.
+    Assert,
     Eval(EvalArgs),
     Bench(crate::bench::BenchArgs),
     Help,
@@ -64,6 +73,8 @@ pub struct Args {
     pub device: String,
     /// Print load and annotation times to stderr as JSON.
     pub stats: bool,
+    /// Add each entity's assertion (present, absent, possible).
+    pub assertion: bool,
 }
 
 fn number(flag: &str, v: &str, min: usize) -> Result<usize, String> {
@@ -82,6 +93,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         dtype: Precision::F32,
         device: "cpu".into(),
         stats: false,
+        assertion: false,
     };
     let (mut brat, mut split_file, mut split) = (None, None, None);
     let mut eval = false;
@@ -90,6 +102,11 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     while let Some(flag) = it.next() {
         if first && flag == "eval" {
             eval = true;
+            first = false;
+            continue;
+        }
+        if first && flag == "assert" {
+            args.command = Command::Assert;
             first = false;
             continue;
         }
@@ -116,6 +133,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--dtype" => args.dtype = deberta_ner::parse_dtype(&value()?).map_err(|e| e.to_string())?,
             "--device" => args.device = value()?,
             "--stats" => args.stats = true,
+            "--assertion" => args.assertion = true,
             "--brat" if eval => brat = Some(PathBuf::from(value()?)),
             "--split-file" if eval => split_file = Some(PathBuf::from(value()?)),
             "--split" if eval => split = Some(value()?),
@@ -135,7 +153,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         if split.is_some() != split_file.is_some() {
             return Err("--split and --split-file go together".into());
         }
-        args.command = Command::Eval(EvalArgs { brat, split_file, split });
+        args.command = Command::Eval(EvalArgs { brat, assertion: args.assertion, split_file, split });
     }
     Ok(args)
 }

@@ -17,7 +17,7 @@ use crate::args::EvalArgs;
 
 type Span = (String, usize, usize);
 
-fn trim(chars: &[char], mut start: usize, mut end: usize) -> Option<(usize, usize)> {
+pub fn trim(chars: &[char], mut start: usize, mut end: usize) -> Option<(usize, usize)> {
     end = end.min(chars.len());
     while start < end && chars[start].is_whitespace() {
         start += 1;
@@ -104,7 +104,7 @@ fn overlaps(a: &Span, b: &Span) -> bool {
     a.0 == b.0 && a.1 < b.2 && b.1 < a.2
 }
 
-fn doc_ids(args: &EvalArgs) -> Result<Vec<String>, String> {
+pub fn doc_ids(args: &EvalArgs) -> Result<Vec<String>, String> {
     if let (Some(file), Some(split)) = (&args.split_file, &args.split) {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
         let ids: Vec<String> = text

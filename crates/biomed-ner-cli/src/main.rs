@@ -3,6 +3,7 @@
 //! for the forward pass's speed.
 
 mod args;
+mod assertion_eval;
 mod bench;
 mod eval;
 
@@ -30,15 +31,17 @@ fn main() -> ExitCode {
             println!("{}", args::USAGE);
             Ok(())
         }
+        Command::Assert => assert_lines(),
         Command::Annotate => load(&args).and_then(|p| {
             let t0 = std::time::Instant::now();
-            let n = annotate(&p, &args.options)?;
+            let n = annotate(&p, &args.options, args.assertion)?;
             if args.stats {
                 let s = serde_json::json!({"load_seconds": p.load_seconds, "annotate_seconds": t0.elapsed().as_secs_f64(), "texts": n});
                 eprintln!("{s}");
             }
             Ok(())
         }),
+        Command::Eval(e) if e.assertion => load(&args).and_then(|p| assertion_eval::run(&p, &args.options, e)),
         Command::Eval(e) => load(&args).and_then(|p| eval::run(&p, &args.options, e)),
         Command::Bench(b) => load(&args).and_then(|p| bench::run(&p, &args.device, b)),
     };
@@ -71,7 +74,25 @@ fn load_default(_: deberta_ner::Precision, _: &deberta_ner::Device) -> Result<Pi
 
 /// Texts are annotated in chunks, so that batches fill up across lines while output still
 /// streams.
-fn annotate(p: &Pipeline, opts: &Options) -> Result<usize, String> {
+/// `biomed-ner assert`: each line's entities with their assertion added.
+fn assert_lines() -> Result<(), String> {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for (i, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("line {}: not JSON ({e})", i + 1))?;
+        let text = v.get("text").and_then(|t| t.as_str()).ok_or_else(|| format!("line {}: no \"text\" string", i + 1))?;
+        let entities = v.get("entities").ok_or_else(|| format!("line {}: no \"entities\"", i + 1))?;
+        let asserted = deberta_ner::assertion::assert_json(text, entities).map_err(|e| format!("line {}: {e}", i + 1))?;
+        serde_json::to_writer(&mut out, &asserted).map_err(|e| e.to_string())?;
+        out.write_all(b"\n").map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())
+}
+
+fn annotate(p: &Pipeline, opts: &Options, assertion: bool) -> Result<usize, String> {
     let mut count = 0;
     let chunk = (opts.batch_size * 16).max(64);
     let stdin = std::io::stdin().lock();
@@ -80,8 +101,13 @@ fn annotate(p: &Pipeline, opts: &Options) -> Result<usize, String> {
     let flush = |pending: &mut Vec<String>, out: &mut BufWriter<_>| -> Result<(), String> {
         let texts: Vec<&str> = pending.iter().map(String::as_str).collect();
         let results = p.annotate(&texts, opts, &mut || Ok(())).map_err(|e| e.to_string())?;
-        for entities in results {
-            serde_json::to_writer(&mut *out, &entities).map_err(|e| e.to_string())?;
+        for (text, entities) in texts.iter().zip(results) {
+            if assertion {
+                serde_json::to_writer(&mut *out, &deberta_ner::assertion::entities_json(text, &entities))
+            } else {
+                serde_json::to_writer(&mut *out, &entities)
+            }
+            .map_err(|e| e.to_string())?;
             out.write_all(b"\n").map_err(|e| e.to_string())?;
         }
         out.flush().map_err(|e| e.to_string())?;

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod assertion;
 pub mod allocator;
 pub mod arch;
 pub mod attention;
