@@ -12,6 +12,7 @@
 //!   prediction against its class's recall.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 
 use deberta_ner::assertion::{assert_spans, Assertion, ASSERTED_GROUPS};
@@ -116,6 +117,12 @@ pub fn run(p: &Pipeline, opts: &Options, args: &EvalArgs) -> Result<(), String> 
         std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
     };
     let (mut on_gold, mut end_to_end) = (Scores::default(), Scores::default());
+    // BIOMED_NER_ASSERTION_FEATURES=FILE writes the gold spans' features and labels, which
+    // train/assertion.py learns from.
+    let mut features = match std::env::var_os("BIOMED_NER_ASSERTION_FEATURES") {
+        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| format!("{path:?}: {e}"))?)),
+        None => None,
+    };
     for id in &ids {
         let text = read(id, "txt")?;
         let chars: Vec<char> = text.chars().collect();
@@ -123,6 +130,12 @@ pub fn run(p: &Pipeline, opts: &Options, args: &EvalArgs) -> Result<(), String> 
         let spans: Vec<(usize, usize, Option<&str>)> = gold.iter().map(|g| (g.0, g.1, Some(g.2.as_str()))).collect();
         for (g, a) in gold.iter().zip(assert_spans(&text, &spans)) {
             on_gold.add(Some(g.3), Some(a));
+        }
+        if let Some(out) = features.as_mut() {
+            for (g, a) in gold.iter().zip(deberta_ner::assertion::analyse(&text, &spans)) {
+                let line = json!({"doc": id, "label": g.3.as_str(), "features": a.features});
+                writeln!(out, "{line}").map_err(|e| e.to_string())?;
+            }
         }
         let entities = p.annotate(&[&text], opts, &mut || Ok(())).map_err(|e| e.to_string())?.remove(0);
         let entities: Vec<_> = entities.iter().filter(|e| ASSERTED_GROUPS.contains(&e.group.as_str())).collect();

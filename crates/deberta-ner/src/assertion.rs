@@ -243,6 +243,36 @@ fn matches(words: &[&str]) -> Vec<Match> {
 /// The assertion of each entity `(start, end, entity_group)` of `text` (code-point offsets).
 /// Spans outside the text are clamped to it.
 pub fn assert_spans(text: &str, spans: &[(usize, usize, Option<&str>)]) -> Vec<Assertion> {
+    let model = learned();
+    analyse(text, spans)
+        .into_iter()
+        .map(|a| match (&a.features, model) {
+            (Some(f), Some(m)) => m.classify(f),
+            _ => a.rule,
+        })
+        .collect()
+}
+
+/// What the rules say of one entity, and the features the learned stage reads (None for
+/// entity types that are not asserted).
+pub struct Analysis {
+    pub rule: Assertion,
+    pub features: Option<Vec<String>>,
+}
+
+fn bucket(d: usize) -> &'static str {
+    match d {
+        0 => "0",
+        1 => "1",
+        2 => "2",
+        3..=5 => "3-5",
+        6..=10 => "6-10",
+        _ => "11+",
+    }
+}
+
+/// The rules' verdict and the learned stage's features for each entity.
+pub fn analyse(text: &str, spans: &[(usize, usize, Option<&str>)]) -> Vec<Analysis> {
     if spans.is_empty() {
         return Vec::new();
     }
@@ -264,24 +294,42 @@ pub fn assert_spans(text: &str, spans: &[(usize, usize, Option<&str>)]) -> Vec<A
             // A token's label (aggregation none) names its type after B- or I-.
             let group = group.map(|g| g.strip_prefix("B-").or_else(|| g.strip_prefix("I-")).unwrap_or(g));
             if group.is_some_and(|g| !ASSERTED_GROUPS.contains(&g)) {
-                return Assertion::Present;
+                return Analysis { rule: Assertion::Present, features: None };
             }
             let adjacent_only = group.is_some_and(|g| ADJACENT_ONLY.contains(&g));
             let (s, e) = (s.min(chars.len()), e.min(chars.len()));
             let sentence = sentence_of(s);
             let a = starts.partition_point(|&x| x < s);
-            let b = starts.partition_point(|&x| x < e);
+            let b = starts.partition_point(|&x| x < e).max(a);
+            let in_sentence = |t: usize| t < toks.len() && sentence_of(toks[t].start) == sentence;
+            let mut features = vec![format!("type={}", group.unwrap_or("-"))];
             let mut best: Option<(usize, Kind)> = None;
             for m in &found {
-                if !matches!(m.kind, Kind::Absent | Kind::Possible) {
+                if !matches!(m.kind, Kind::Absent | Kind::Possible) || !in_sentence(m.first) {
                     continue;
+                }
+                let kind = if m.kind == Kind::Absent { "absent" } else { "possible" };
+                let dir = if m.direction == Direction::Forward { "f" } else { "b" };
+                let phrase = m_phrase(&words, m);
+                let (side, gap) = if m.end <= a {
+                    ("before", a - m.end)
+                } else if m.first >= b {
+                    ("after", m.first - b)
+                } else {
+                    ("inside", 0)
+                };
+                if gap <= LIST_WINDOW {
+                    let (from, to) = if side == "before" { (m.end, a) } else { (b, m.first.max(b)) };
+                    let cut = if side != "inside" && terminated(from, to) { ":cut" } else { "" };
+                    features.push(format!("trig={kind}:{dir}:{phrase}:{side}:{}{cut}", bucket(gap)));
+                    features.push(format!("kind={kind}:{dir}:{side}:{}{cut}", bucket(gap)));
                 }
                 if m.first == a && a < b && m.direction == Direction::Forward {
                     // The entity's own span begins with the trigger.
                     best = Some((0, m.kind));
-                    break;
+                    continue;
                 }
-                if m.first >= toks.len() || sentence_of(toks[m.first].start) != sentence {
+                if best.is_some_and(|(d, _)| d == 0) {
                     continue;
                 }
                 if adjacent_only && (m.direction == Direction::Backward || m.end < a) {
@@ -311,13 +359,94 @@ pub fn assert_spans(text: &str, spans: &[(usize, usize, Option<&str>)]) -> Vec<A
                     best = Some((distance + 1, m.kind));
                 }
             }
-            match best {
+            let rule = match best {
                 Some((_, Kind::Absent)) => Assertion::Absent,
                 Some((_, Kind::Possible)) => Assertion::Possible,
                 _ => Assertion::Present,
+            };
+            features.push(format!("rule={}", rule.as_str()));
+            for k in 1..=3 {
+                if a >= k && in_sentence(a - k) {
+                    features.push(format!("l{k}={}", words[a - k]));
+                }
+                if b + k - 1 < toks.len() && in_sentence(b + k - 1) {
+                    features.push(format!("r{k}={}", words[b + k - 1]));
+                }
             }
+            for t in a.saturating_sub(8)..a.saturating_sub(3) {
+                if in_sentence(t) {
+                    features.push(format!("lbag={}", words[t]));
+                }
+            }
+            for t in (b + 3)..(b + 6).min(toks.len()) {
+                if in_sentence(t) {
+                    features.push(format!("rbag={}", words[t]));
+                }
+            }
+            if a < b {
+                features.push(format!("first={}", words[a]));
+                features.push(format!("last={}", words[b - 1]));
+            }
+            Analysis { rule, features: Some(features) }
         })
         .collect()
+}
+
+fn m_phrase(words: &[&str], m: &Match) -> String {
+    words[m.first..m.end].join(" ")
+}
+
+/// The learned stage: a multinomial logistic regression over [`analyse`]'s features, trained
+/// on MACCROBAT's training split by `train/assertion.py` (its weights in
+/// `assertion_model.json`).
+pub struct Learned {
+    bias: [f32; 3],
+    weights: std::collections::HashMap<String, [f32; 3]>,
+}
+
+#[derive(Deserialize)]
+struct LearnedFile {
+    classes: Vec<String>,
+    bias: Vec<f32>,
+    weights: std::collections::HashMap<String, Vec<f32>>,
+}
+
+impl Learned {
+    pub fn from_json(json: &str) -> std::result::Result<Self, String> {
+        let f: LearnedFile = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        if f.classes != Assertion::NAMES || f.bias.len() != 3 || f.weights.values().any(|w| w.len() != 3) {
+            return Err("the classes must be present, absent, possible with three weights each".into());
+        }
+        let three = |v: &[f32]| [v[0], v[1], v[2]];
+        Ok(Self { bias: three(&f.bias), weights: f.weights.iter().map(|(k, v)| (k.clone(), three(v))).collect() })
+    }
+
+    pub fn classify(&self, features: &[String]) -> Assertion {
+        let mut z = self.bias;
+        for f in features {
+            if let Some(w) = self.weights.get(f) {
+                for c in 0..3 {
+                    z[c] += w[c];
+                }
+            }
+        }
+        let best = (0..3).max_by(|&i, &j| z[i].total_cmp(&z[j])).expect("three classes");
+        [Assertion::Present, Assertion::Absent, Assertion::Possible][best]
+    }
+}
+
+/// The learned stage, unless `BIOMED_NER_ASSERTION=rules` asks for the rules alone.
+fn learned() -> Option<&'static Learned> {
+    static MODEL: OnceLock<Option<Learned>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            if std::env::var("BIOMED_NER_ASSERTION").is_ok_and(|v| v == "rules") {
+                return None;
+            }
+            let json = include_str!("assertion_model.json");
+            (!json.trim().is_empty()).then(|| Learned::from_json(json).expect("the bundled assertion model reads"))
+        })
+        .as_ref()
 }
 
 /// The pipeline's JSON objects of `entities` found in `text`, each with its `"assertion"`.
