@@ -40,6 +40,16 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_biomed_ner_manage_wrapper';
 
+-- src/api.rs
+-- biomed_ner::api::biomed_ner_assert
+CREATE  FUNCTION "biomed_ner_assert"(
+	"note" text, /* Note */
+	"entities" jsonb /* pgrx :: JsonB */
+) RETURNS jsonb /* DbJsonb */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'biomed_ner_assert_wrapper';
+
 -- src/api.rs:216
 -- biomed_ner::api::biomed_ner_service
 CREATE  FUNCTION "biomed_ner_service"() RETURNS jsonb /* DbJsonb */

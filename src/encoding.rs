@@ -119,6 +119,36 @@ pub struct Utf8Note<'a> {
 }
 
 impl Utf8Note<'_> {
+    /// `entities` (a jsonb array of objects with `start` and `end` in the database's
+    /// characters) with their offsets in code points of [`Self::text`], for the engine; values
+    /// that are not offsets are left for the engine's checks to refuse.
+    pub fn offsets_to_code_points(&self, entities: &serde_json::Value) -> serde_json::Value {
+        let (Some(map), Some(list)) = (&self.map, entities.as_array()) else { return entities.clone() };
+        let db_chars = map.last().map_or(0, |&c| c);
+        let convert = |v: &serde_json::Value| match v.as_u64() {
+            Some(n) if (n as usize) <= db_chars => serde_json::Value::from(map.partition_point(|&c| c < n as usize)),
+            // Past the text: stays past it.
+            Some(_) => serde_json::Value::from(u64::MAX),
+            None => v.clone(),
+        };
+        serde_json::Value::Array(
+            list.iter()
+                .map(|e| match e.as_object() {
+                    Some(o) => {
+                        let mut o = o.clone();
+                        for key in ["start", "end"] {
+                            if let Some(v) = o.get(key).map(convert) {
+                                o.insert(key.into(), v);
+                            }
+                        }
+                        serde_json::Value::Object(o)
+                    }
+                    None => e.clone(),
+                })
+                .collect(),
+        )
+    }
+
     /// `entities` of this note with their spans in the database's characters (unchanged where
     /// both count alike). A span starting or ending inside a database character that became
     /// several code points grows to the whole character, and `word` stays the text of the span.

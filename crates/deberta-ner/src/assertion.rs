@@ -222,7 +222,8 @@ fn matches(words: &[&str]) -> Vec<Match> {
     let mut blocked_until = 0;
     let mut i = 0;
     while i < words.len() {
-        let hit = rules.iter().find(|r| words[i..].starts_with(&r.phrase.iter().map(String::as_str).collect::<Vec<_>>()));
+        let rest = &words[i..];
+        let hit = rules.iter().find(|r| r.phrase.len() <= rest.len() && r.phrase.iter().zip(rest).all(|(p, w)| p == w));
         if let Some(hit) = hit {
             let n = hit.phrase.len();
             let same: Vec<&Rule> = rules.iter().filter(|r| r.phrase == hit.phrase).collect();
@@ -283,11 +284,23 @@ pub fn analyse(text: &str, spans: &[(usize, usize, Option<&str>)]) -> Vec<Analys
     let sentences = sentence_starts(&chars);
     let sentence_of = |ch: usize| sentences.partition_point(|&s| s <= ch) - 1;
     let found = matches(&words);
-    let is_termination_at = |t: usize| found.iter().any(|m| m.kind == Kind::Termination && m.first == t);
-    let terminated = |from: usize, to: usize| found.iter().any(|m| m.kind == Kind::Termination && (from..to).contains(&m.first));
+    // Terminations counted up to each token, so that "is there one between" costs one
+    // subtraction: the work per entity stays bounded whatever the text and the entities.
+    let mut terminations_before = vec![0usize; words.len() + 1];
+    let mut termination_at = vec![false; words.len() + 1];
+    for m in found.iter().filter(|m| m.kind == Kind::Termination) {
+        termination_at[m.first] = true;
+    }
+    for t in 0..words.len() {
+        terminations_before[t + 1] = terminations_before[t] + usize::from(termination_at[t]);
+    }
+    let is_termination_at = |t: usize| termination_at[t.min(words.len())];
+    let terminated = |from: usize, to: usize| terminations_before[to.min(words.len())] > terminations_before[from.min(to).min(words.len())];
     let listy = |from: usize, to: usize, and: bool| {
         words[from..to].iter().any(|w| matches!(*w, "," | "or" | "nor") || (and && *w == "and"))
     };
+    let longest = rules().first().map_or(1, |r| r.phrase.len());
+    let first_at_or_after = |t: usize| found.partition_point(|m| m.first < t);
     spans
         .iter()
         .map(|&(s, e, group)| {
@@ -304,7 +317,11 @@ pub fn analyse(text: &str, spans: &[(usize, usize, Option<&str>)]) -> Vec<Analys
             let in_sentence = |t: usize| t < toks.len() && sentence_of(toks[t].start) == sentence;
             let mut features = vec![format!("type={}", group.unwrap_or("-"))];
             let mut best: Option<(usize, Kind)> = None;
-            for m in &found {
+            // Only triggers that can reach the entity: before it within the list window, at
+            // most that far into its span, and after it within the window.
+            let near = (first_at_or_after(a.saturating_sub(LIST_WINDOW + longest))..first_at_or_after(a + LIST_WINDOW + 1).min(first_at_or_after(b)))
+                .chain(first_at_or_after(b)..first_at_or_after(b + LIST_WINDOW + 1));
+            for m in near.map(|i| &found[i]) {
                 if !matches!(m.kind, Kind::Absent | Kind::Possible) || !in_sentence(m.first) {
                     continue;
                 }
