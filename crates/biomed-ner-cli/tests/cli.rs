@@ -14,17 +14,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn run(model: &std::path::Path, input: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_biomed-ner"))
-        .args(["--model", model.to_str().unwrap(), "--max-length", "100000", "--threads", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A model that fails to load exits before it reads: a closed pipe is no failure here.
-    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-    let out = child.wait_with_output().unwrap();
-    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    cli(&["--model", model.to_str().unwrap(), "--max-length", "100000", "--threads", "1"], input)
 }
 
 #[test]
@@ -98,6 +88,7 @@ fn cli(args: &[&str], input: &str) -> (bool, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // A command that fails early exits before it reads: a closed pipe is no failure here.
     let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
     let out = child.wait_with_output().unwrap();
     (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
