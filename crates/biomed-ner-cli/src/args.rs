@@ -6,6 +6,7 @@ use deberta_ner::{Options, Precision};
 
 pub const USAGE: &str = "\
 usage: biomed-ner [OPTIONS] < texts.jsonl > entities.jsonl
+       biomed-ner --version
        biomed-ner eval [OPTIONS] --brat DIR [--split-file SPLIT.tsv --split test]
        biomed-ner bench [OPTIONS] [--batch N --len N --iters N --warmup N]
 
@@ -25,6 +26,8 @@ options:
   --dtype T            f32 (default) | f16 | bf16 | int8 (CPU)
   --device D           cpu (default) | cuda | cuda:N | auto
   --stats              print load and annotation seconds to stderr as JSON
+  --version            print the version and the int8 kernel this CPU uses as JSON
+                       ({\"version\", \"cpu_kernels\": amx | avx512-vnni | avx2 | portable})
 eval options:
   --brat DIR           folder of brat .txt/.ann pairs
   --split-file F       tab-separated doc_id, split; with --split, score only that split
@@ -53,6 +56,7 @@ pub enum Command {
     Eval(EvalArgs),
     Bench(crate::bench::BenchArgs),
     Help,
+    Version,
 }
 
 pub struct Args {
@@ -101,6 +105,10 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         first = false;
         if flag == "-h" || flag == "--help" {
             args.command = Command::Help;
+            return Ok(args);
+        }
+        if flag == "-V" || flag == "--version" {
+            args.command = Command::Version;
             return Ok(args);
         }
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
