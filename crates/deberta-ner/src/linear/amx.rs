@@ -1,5 +1,6 @@
-//! Intel AMX for the int8 projections: `tdpbusd` on tiles, with the same quantisation, packing
-//! and exact i32 sums as the AVX-512 VNNI kernel (see [`super::int8`]).
+//! Intel AMX for the int8 and bf16 projections: `tdpbusd` on tiles, with the same
+//! quantisation, packing and exact i32 sums as the AVX-512 VNNI kernel (see [`super::int8`]),
+//! and `tdpbf16ps` on the AVX-512 BF16 kernel's packing (see [`super::bf16`]).
 //!
 //! `tdpbusd C, A, B` adds to each i32 `C[m][c]` the products of the 4-byte groups `A[m][4q..4q+4]`
 //! (u8) and `B[q][4c..4c+4]` (i8), `q` over B's rows: the sum `vpdpbusd` makes, over a 16-row by
@@ -12,6 +13,11 @@
 //! (or into the zero tail the packing is given, after the last): those weights meet zero
 //! inputs, so the sums are unchanged and exactly the VNNI kernel's. Row counts are padded to 16
 //! with zero rows whose sums are not written out.
+//!
+//! `tdpbf16ps` is the same product on bf16 pairs: a B row is 16 channels' 2 consecutive
+//! weights, one 64-byte group of the bf16 packing, whose inputs the layer pads to a multiple of
+//! 32 (so no tile reads past a block). It sums in f32 like `vdpbf16ps` but in another order and
+//! with denormal inputs taken as zero, so results agree to f32 rounding, not bit for bit.
 //!
 //! AMX instructions are issued with `asm!` (the intrinsics are not stable Rust); the tile
 //! registers are invisible to the compiler, which never uses them, so the tiles keep their
@@ -48,18 +54,28 @@ pub(super) const PACK_TAIL: usize = TILE_ROWS * TILE_BYTES;
 /// Whether this process may use AMX-INT8: the CPU has AMX-TILE and AMX-INT8 and the kernel
 /// granted the tile state (asked on the first call).
 pub(super) fn int8_available() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| cpu_has_amx_int8() && request_tile_permission())
+    cpu_has(25) && tiles_granted()
 }
 
-/// CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8.
-fn cpu_has_amx_int8() -> bool {
+/// Whether this process may use AMX-BF16 (as [`int8_available`]).
+pub(super) fn bf16_available() -> bool {
+    cpu_has(22) && tiles_granted()
+}
+
+/// CPUID leaf 7 EDX: bit 24 AMX-TILE, and `bit` (22 AMX-BF16, 25 AMX-INT8).
+fn cpu_has(bit: u32) -> bool {
     // Leaf 7 is valid where leaf 0 reports it.
     if __cpuid_count(0, 0).eax < 7 {
         return false;
     }
     let edx = __cpuid_count(7, 0).edx;
-    edx & (1 << 24) != 0 && edx & (1 << 25) != 0
+    edx & (1 << 24) != 0 && edx & (1 << bit) != 0
+}
+
+/// The tile state, asked for once per process where the CPU has AMX-TILE.
+fn tiles_granted() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| cpu_has(24) && request_tile_permission())
 }
 
 /// Asks Linux for the tile data state, then checks that it is granted.
@@ -101,9 +117,9 @@ impl TileConfig {
     }
 }
 
-/// The sums of one micro-kernel call: [`MT`] rows by [`NT`] blocks.
+/// The sums of one micro-kernel call: [`MT`] rows by [`NT`] blocks (i32 or f32).
 #[repr(C, align(64))]
-struct Sums([[i32; NT * BLOCK]; MT]);
+struct Sums<T>([[T; NT * BLOCK]; MT]);
 
 /// `x @ w^T` for the int8 layer `l` on AMX, with `epilogue` applied to each tile.
 ///
@@ -114,33 +130,89 @@ pub(super) unsafe fn forward(l: &QuantLinear, x: &[f32], rows: usize, epilogue: 
     let ka = k.div_ceil(TILE_BYTES) * TILE_BYTES;
     let mut qx = QuantRows::new(x, rows, k, ka);
     qx.q.resize(rows.div_ceil(TILE_ROWS) * TILE_ROWS * ka, 0);
-    let blocks = n.div_ceil(BLOCK);
-    let groups = blocks.div_ceil(GROUP);
+    let weights = Weights { packed: l.packed.as_ptr().cast(), block_bytes: BLOCK * l.kp, blocks: n.div_ceil(BLOCK) };
+    // SAFETY: `qx.q` has whole tiles of rows of `ka` bytes (the padding above); a block's
+    // reads past `kp` stay within the next block or the packing's zero tail ([`PACK_TAIL`]).
+    unsafe {
+        run::<false, i32>(qx.q.as_ptr(), ka, rows, n, &weights, epilogue, |ri, c0, acc, row| {
+            let c1 = c0 + row.len();
+            vector::dequantise(acc, qx.zero[ri], &l.col_sum[c0..c1], qx.scale[ri], &l.scale[c0..c1], row)
+        })
+    }
+}
+
+/// `x @ w^T` for a bf16 layer on AMX: `packed` is its `[blocks][kp / 2][16][2]` bf16 packing,
+/// `kp` a multiple of 32.
+///
+/// # Safety
+/// [`bf16_available`] returned true.
+pub(super) unsafe fn forward_bf16(packed: &[u16], n: usize, k: usize, kp: usize, x: &[f32], rows: usize, epilogue: Epilogue) -> Vec<f32> {
+    assert!(kp % (TILE_BYTES / 2) == 0 && kp >= k && packed.len() >= n.div_ceil(BLOCK) * BLOCK * kp);
+    let mut xb = vec![0u16; rows.div_ceil(TILE_ROWS) * TILE_ROWS * kp];
+    xb.par_chunks_mut(kp).take(rows).enumerate().with_min_len(16).for_each(|(r, out)| {
+        for (o, &v) in out.iter_mut().zip(&x[r * k..(r + 1) * k]) {
+            *o = half::bf16::from_f32(v).to_bits();
+        }
+    });
+    let weights = Weights { packed: packed.as_ptr().cast(), block_bytes: BLOCK * kp * 2, blocks: n.div_ceil(BLOCK) };
+    // SAFETY: `xb` has whole tiles of rows of `2 * kp` bytes; blocks are whole tiles of inputs.
+    unsafe { run::<true, f32>(xb.as_ptr().cast(), 2 * kp, rows, n, &weights, epilogue, |_, _, acc, row| row.copy_from_slice(acc)) }
+}
+
+/// A layer's packed weights, as bytes: `blocks` blocks of `block_bytes`.
+struct Weights {
+    packed: *const u8,
+    block_bytes: usize,
+    blocks: usize,
+}
+
+// SAFETY: read only, from a buffer that outlives the product.
+unsafe impl Sync for Weights {}
+
+/// The product of `rows` input rows (`a`, rows of `ka` bytes, a multiple of 64) by the weights,
+/// with `tdpbf16ps` if `BF16` (sums `T = f32`) else `tdpbusd` (`T = i32`): `finish(row, c0,
+/// sums, out)` turns each row's sums into its outputs from channel `c0` on, then `epilogue`.
+///
+/// # Safety
+/// AMX is granted for the instruction; `a` holds `ceil(rows / 16) * 16` rows of `ka` bytes;
+/// each block has `ka * 16` readable bytes from its start.
+unsafe fn run<const BF16: bool, T: Copy + Default + Send>(
+    a: *const u8,
+    ka: usize,
+    rows: usize,
+    n: usize,
+    w: &Weights,
+    epilogue: Epilogue,
+    finish: impl Fn(usize, usize, &[T], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let groups = w.blocks.div_ceil(GROUP);
     let row_tiles = rows.div_ceil(MT);
     let mut y = vec![0f32; rows * n];
     let out = OutPtr(y.as_mut_ptr());
     let config = TileConfig::new();
+    let a = a as usize;
     (0..row_tiles * groups).into_par_iter().for_each(|t| {
         let (r, b0) = ((t / groups) * MT, (t % groups) * GROUP);
-        let (m, b1) = (MT.min(rows - r), (b0 + GROUP).min(blocks));
-        let mut sums = Sums([[0; NT * BLOCK]; MT]);
+        let (m, b1) = (MT.min(rows - r), (b0 + GROUP).min(w.blocks));
+        let mut sums = Sums([[T::default(); NT * BLOCK]; MT]);
         // SAFETY: AMX is granted (the caller); the tiles are this thread's, and nothing else
         // runs on it until `tilerelease` (the task makes no rayon calls).
         unsafe { asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly)) };
-        let a = qx.q[r * ka..].as_ptr();
+        let a = (a as *const u8).wrapping_add(r * ka);
         let mut b = b0;
         while b < b1 {
             let v = NT.min(b1 - b);
-            let w = l.packed[b * BLOCK * l.kp..].as_ptr();
-            // SAFETY: `a` has `ceil(m / 16) * 16` rows of `ka` bytes (the padding above); block
-            // `b + v - 1` exists, and its reads past `kp` stay within the next block or the
-            // packing's zero tail ([`PACK_TAIL`]).
+            let wb = w.packed.wrapping_add(b * w.block_bytes);
+            let s = sums.0.as_mut_ptr().cast::<u8>();
+            let steps = ka / TILE_BYTES;
+            // SAFETY: `a` has `ceil(m / 16) * 16` rows of `ka` bytes; blocks `b..b + v` exist
+            // with `ka * 16` readable bytes each (the caller).
             unsafe {
                 match (m > TILE_ROWS, v == NT) {
-                    (true, true) => kernel::<true, true>(a, ka, w, BLOCK * l.kp, ka / TILE_BYTES, &mut sums),
-                    (true, false) => kernel::<true, false>(a, ka, w, BLOCK * l.kp, ka / TILE_BYTES, &mut sums),
-                    (false, true) => kernel::<false, true>(a, ka, w, BLOCK * l.kp, ka / TILE_BYTES, &mut sums),
-                    (false, false) => kernel::<false, false>(a, ka, w, BLOCK * l.kp, ka / TILE_BYTES, &mut sums),
+                    (true, true) => kernel::<BF16, true, true>(a, ka, wb, w.block_bytes, steps, s),
+                    (true, false) => kernel::<BF16, true, false>(a, ka, wb, w.block_bytes, steps, s),
+                    (false, true) => kernel::<BF16, false, true>(a, ka, wb, w.block_bytes, steps, s),
+                    (false, false) => kernel::<BF16, false, false>(a, ka, wb, w.block_bytes, steps, s),
                 }
             }
             let (c0, c1) = (b * BLOCK, ((b + v) * BLOCK).min(n));
@@ -148,8 +220,7 @@ pub(super) unsafe fn forward(l: &QuantLinear, x: &[f32], rows: usize, epilogue: 
                 // SAFETY: tasks write disjoint rows x channels rectangles of `y`, which outlives
                 // them.
                 let row = unsafe { std::slice::from_raw_parts_mut(out.at((r + i) * n + c0), c1 - c0) };
-                let ri = r + i;
-                vector::dequantise(&acc[..c1 - c0], qx.zero[ri], &l.col_sum[c0..c1], qx.scale[ri], &l.scale[c0..c1], row);
+                finish(r + i, c0, &acc[..c1 - c0], row);
                 epilogue.apply(row, c0);
             }
             b += v;
@@ -160,14 +231,26 @@ pub(super) unsafe fn forward(l: &QuantLinear, x: &[f32], rows: usize, epilogue: 
     y
 }
 
+/// `tdpbf16ps` if `$bf16` else `tdpbusd`, on the tiles `$regs`.
+macro_rules! dot {
+    ($bf16:expr, $regs:literal) => {
+        if $bf16 {
+            asm!(concat!("tdpbf16ps ", $regs), options(nostack, nomem))
+        } else {
+            asm!(concat!("tdpbusd ", $regs), options(nostack, nomem))
+        }
+    };
+}
+
 /// The sums of rows `a` (16, or 32 with `TWO_A`) by one block `w` (two with `TWO_B`, the second
-/// `wstride` bytes on) over `steps` x 64 inputs, into `sums`.
+/// `wstride` bytes on) over `steps` x 64 bytes of inputs, into `sums` (32 rows of 32 values of
+/// 4 bytes).
 ///
 /// # Safety
 /// The tiles are configured ([`TileConfig`]); `a` has 16 (32) rows of `steps * 64` bytes at a
 /// stride of `sa` bytes; `w` (and `w + wstride`) has `steps * 1024` readable bytes.
 #[inline(always)]
-unsafe fn kernel<const TWO_A: bool, const TWO_B: bool>(a: *const u8, sa: usize, w: *const i8, wstride: usize, steps: usize, sums: &mut Sums) {
+unsafe fn kernel<const BF16: bool, const TWO_A: bool, const TWO_B: bool>(a: *const u8, sa: usize, w: *const u8, wstride: usize, steps: usize, sums: *mut u8) {
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
     let a1 = a.add(TILE_ROWS * sa);
     let w1 = w.add(wstride);
@@ -175,20 +258,20 @@ unsafe fn kernel<const TWO_A: bool, const TWO_B: bool>(a: *const u8, sa: usize, 
         let (ak, bk) = (s * TILE_BYTES, s * TILE_ROWS * TILE_BYTES);
         asm!("tileloadd tmm4, [{a} + {sa}*1]", a = in(reg) a.add(ak), sa = in(reg) sa, options(nostack, readonly));
         asm!("tileloadd tmm6, [{w} + {sb}*1]", w = in(reg) w.add(bk), sb = in(reg) TILE_BYTES, options(nostack, readonly));
-        asm!("tdpbusd tmm0, tmm4, tmm6", options(nostack, nomem));
+        dot!(BF16, "tmm0, tmm4, tmm6");
         if TWO_B {
             asm!("tileloadd tmm7, [{w} + {sb}*1]", w = in(reg) w1.add(bk), sb = in(reg) TILE_BYTES, options(nostack, readonly));
-            asm!("tdpbusd tmm1, tmm4, tmm7", options(nostack, nomem));
+            dot!(BF16, "tmm1, tmm4, tmm7");
         }
         if TWO_A {
             asm!("tileloadd tmm5, [{a} + {sa}*1]", a = in(reg) a1.add(ak), sa = in(reg) sa, options(nostack, readonly));
-            asm!("tdpbusd tmm2, tmm5, tmm6", options(nostack, nomem));
+            dot!(BF16, "tmm2, tmm5, tmm6");
             if TWO_B {
-                asm!("tdpbusd tmm3, tmm5, tmm7", options(nostack, nomem));
+                dot!(BF16, "tmm3, tmm5, tmm7");
             }
         }
     }
-    let out = sums.0.as_mut_ptr().cast::<i32>();
+    let out = sums.cast::<u32>();
     let stride = NT * BLOCK * 4;
     asm!("tilestored [{p} + {s}*1], tmm0", p = in(reg) out, s = in(reg) stride, options(nostack));
     if TWO_B {
