@@ -26,7 +26,8 @@
 //! Linux only grants a process the (large) tile state on request, `arch_prctl
 //! (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, made once here and checked with
 //! `ARCH_GET_XCOMP_PERM`; the grant covers all the process's threads. Where the CPU lacks
-//! AMX-INT8 or the kernel refuses, the int8 layers keep the VNNI (or AVX2, portable) kernel.
+//! AMX-INT8 or the kernel refuses, the int8 layers keep the VNNI (or AVX2, portable) kernel;
+//! without AMX-BF16, the bf16 layers keep the AVX-512 BF16 kernel.
 
 use std::arch::asm;
 use std::arch::x86_64::__cpuid_count;
