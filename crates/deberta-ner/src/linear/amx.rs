@@ -73,10 +73,11 @@ fn cpu_has(bit: u32) -> bool {
     edx & (1 << 24) != 0 && edx & (1 << bit) != 0
 }
 
-/// The tile state, asked for once per process where the CPU has AMX-TILE.
+/// The tile state, asked for once per process where the CPU has AMX-TILE
+/// (`DEBERTA_NER_NO_AMX` set: not asked, as on a CPU without AMX).
 fn tiles_granted() -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| cpu_has(24) && request_tile_permission())
+    *OK.get_or_init(|| std::env::var_os("DEBERTA_NER_NO_AMX").is_none() && cpu_has(24) && request_tile_permission())
 }
 
 /// Asks Linux for the tile data state, then checks that it is granted.
