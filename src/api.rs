@@ -212,7 +212,8 @@ impl Iterator for Bulk {
 }
 
 /// What runs this session's calls: the model and where it came from, its architecture, labels, dtype,
-/// device, threads, load time and the notes it has annotated, and `execution` (`backend` or
+/// device, threads, load time and the notes it has annotated, the int8 kernel this CPU uses
+/// (`cpu_kernels`: `amx`, `avx512-vnni`, `avx2` or `portable`), and `execution` (`backend` or
 /// `service`). In backend mode this loads the model if needed; in service mode it asks the
 /// service.
 #[pg_extern(volatile, parallel_safe)]
@@ -238,6 +239,7 @@ fn biomed_ner_info() -> DbJsonb {
     info.insert("max_length".into(), o.max_length.into());
     info.insert("stride".into(), o.stride.into());
     info.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    info.insert("cpu_kernels".into(), deberta_ner::cpu_kernels().into());
     DbJsonb(serde_json::Value::Object(info))
 }
 

@@ -8,6 +8,7 @@ pub const USAGE: &str = "\
 usage: biomed-ner [OPTIONS] [--assertion] < texts.jsonl > entities.jsonl
        biomed-ner assert < texts-with-entities.jsonl > entities.jsonl
        biomed-ner eval [OPTIONS] [--assertion] --brat DIR [--split-file SPLIT.tsv --split test]
+       biomed-ner --version
        biomed-ner bench [OPTIONS] [--batch N --len N --iters N --warmup N]
 
 Reads JSON lines {\"text\": \"...\"} and writes, per line and in order, a JSON array of
@@ -28,6 +29,8 @@ options:
   --stats              print load and annotation seconds to stderr as JSON
   --assertion          add \"assertion\": \"present\" | \"absent\" | \"possible\" to each entity
                        (with eval: score the assertion of the corpus's events instead)
+  --version            print the version and the int8 kernel this CPU uses as JSON
+                       ({\"version\", \"cpu_kernels\": amx | avx512-vnni | avx2 | portable})
 assert: reads JSON lines {\"text\": ..., \"entities\": [{\"start\", \"end\", \"entity_group\"?...}]}
   and writes each line's entities with \"assertion\" added (no model is loaded)
 eval options:
@@ -62,6 +65,7 @@ pub enum Command {
     Eval(EvalArgs),
     Bench(crate::bench::BenchArgs),
     Help,
+    Version,
 }
 
 pub struct Args {
@@ -118,6 +122,10 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         first = false;
         if flag == "-h" || flag == "--help" {
             args.command = Command::Help;
+            return Ok(args);
+        }
+        if flag == "-V" || flag == "--version" {
+            args.command = Command::Version;
             return Ok(args);
         }
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));

@@ -32,6 +32,11 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Assert => assert_lines(),
+        Command::Version => {
+            let v = serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "cpu_kernels": deberta_ner::cpu_kernels()});
+            println!("{v}");
+            Ok(())
+        }
         Command::Annotate => load(&args).and_then(|p| {
             let t0 = std::time::Instant::now();
             let n = annotate(&p, &args.options, args.assertion)?;

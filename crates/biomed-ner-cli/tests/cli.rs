@@ -1,7 +1,7 @@
 //! The command line on model folders without tokenizer.json: a DeBERTa-v3 fixture that ships
 //! `spm.model` and an XLM-R fixture that ships `sentencepiece.bpe.model` give transformers'
 //! token-classification pipeline's entities (tests/fixtures/make_spm_fixtures.py), and a folder
-//! with no tokenizer file at all names every file it looked for.
+//! with no tokenizer file at all names every file it looked for; `--version` names the int8 kernel.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -136,4 +136,18 @@ fn assert_adds_the_key_and_refuses_bad_entities_by_line() {
         let (ok, _, stderr) = cli(&["assert"], bad);
         assert!(!ok && stderr.contains(says), "{bad}: {stderr}");
     }
+}
+
+#[test]
+fn version_names_the_int8_kernel() {
+    let out = Command::new(env!("CARGO_BIN_EXE_biomed-ner")).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    let kernels = v["cpu_kernels"].as_str().unwrap();
+    assert!(["amx", "avx512-vnni", "avx2", "portable"].contains(&kernels), "{v}");
+    let out = Command::new(env!("CARGO_BIN_EXE_biomed-ner")).arg("--version").env("DEBERTA_NER_INT8_KERNEL", "portable").output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cpu_kernels"], "portable");
+    println!("cpu_kernels: {kernels}");
 }

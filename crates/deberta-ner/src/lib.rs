@@ -56,6 +56,14 @@ pub fn set_cpu_threads(threads: Option<usize>) {
     }
 }
 
+/// The kernel the int8 projections (`dtype = int8`) use on this CPU: `"amx"` (Intel AMX
+/// tiles, where the CPU has AMX-INT8 and the operating system grants the tile state),
+/// `"avx512-vnni"`, `"avx2"` or `"portable"`; `DEBERTA_NER_INT8_KERNEL=vnni|avx2|portable`
+/// chooses a slower one, and `DEBERTA_NER_NO_AMX` (set) leaves AMX unused for int8 and bf16. Chosen on the first call (or first int8 product) and fixed after.
+pub fn cpu_kernels() -> &'static str {
+    linear::int8::Kernel::best().name()
+}
+
 /// How a model computes: its weights' dtype, or int8 projections over f32 weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Precision {

@@ -4,6 +4,8 @@
 SET biomed_ner.model = '';
 SELECT biomed_ner_info()->>'model' AS model, biomed_ner_info()->>'bundled' AS bundled,
        biomed_ner_info()->>'architecture' AS architecture;
+-- The int8 kernel this CPU uses (the same name `biomed-ner --version` gives).
+SELECT biomed_ner_info()->>'cpu_kernels' IN ('amx', 'avx512-vnni', 'avx2', 'portable') AS known_kernel;
 -- Types found (the exact spans and scores belong to the model; these three must be there).
 SELECT ARRAY['Age', 'Sex', 'Sign_symptom'] <@ array_agg(e->>'entity_group') AS has_age_sex_sign,
        bool_and(substr(t, (e->>'start')::int + 1, (e->>'end')::int - (e->>'start')::int) = e->>'word') AS words_are_slices

@@ -2,7 +2,9 @@
 //! row rounded to bf16 at the call, products summed in f32 by `vdpbf16ps` (two per lane per
 //! instruction, twice the f32 FMA rate). Everything between the projections stays in f32 (the
 //! model runs with f32 activations), so only the projections' inputs and weights are rounded.
-//! Where the CPU has no AVX-512 BF16, `dtype = bf16` keeps candle's bf16 path.
+//! Where the CPU has no AVX-512 BF16, `dtype = bf16` keeps candle's bf16 path. Where it also
+//! has AMX-BF16 (and the operating system grants the tiles), the same packing runs on AMX
+//! tiles with `tdpbf16ps` ([`super::amx`]); `DEBERTA_NER_BF16_KERNEL=avx512` keeps `vdpbf16ps`.
 
 use half::bf16;
 use rayon::prelude::*;
@@ -13,9 +15,12 @@ use super::{f32_tiles, pack, Epilogue, HostLinear};
 pub struct Bf16Linear {
     n: usize,
     k: usize,
-    /// `k` rounded up to even (the padding weighs zero).
+    /// `k` rounded up to even, or to a multiple of 32 for AMX (the padding weighs zero).
     kp: usize,
     packed: Vec<u16>,
+    /// Whether the product runs on AMX tiles.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    amx: bool,
 }
 
 impl Bf16Linear {
@@ -24,9 +29,22 @@ impl Bf16Linear {
         if !available() {
             return None;
         }
-        let bits: Vec<u16> = w.par_iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
-        let (packed, kp) = pack(&bits, n, k, 2);
-        Some(Self { n, k, kp, packed })
+        Some(Self::build(w, n, k, amx_available()))
+    }
+
+    /// [`Self::new`], on AMX tiles if `amx` (then AMX-BF16 must be granted).
+    fn build(w: &[f32], n: usize, k: usize, amx: bool) -> Self {
+        assert_eq!(w.len(), n * k, "weight size");
+        // AMX takes 32 inputs at a time: rows padded with zero weights to a multiple of 32.
+        let kw = if amx { k.div_ceil(32) * 32 } else { k };
+        let mut bits = vec![0u16; n * kw];
+        bits.par_chunks_mut(kw.max(1)).enumerate().for_each(|(j, out)| {
+            for (o, &v) in out.iter_mut().zip(&w[j * k..(j + 1) * k]) {
+                *o = bf16::from_f32(v).to_bits();
+            }
+        });
+        let (packed, kp) = pack(&bits, n, kw, 2);
+        Self { n, k, kp, packed, amx }
     }
 }
 
@@ -42,6 +60,11 @@ impl HostLinear for Bf16Linear {
     fn forward_with(&self, x: &[f32], rows: usize, epilogue: Epilogue) -> Vec<f32> {
         assert_eq!(x.len(), rows * self.k, "input size");
         let (k, kp) = (self.k, self.kp);
+        #[cfg(target_arch = "x86_64")]
+        if self.amx {
+            // SAFETY: AMX-BF16 is granted (`amx_available` in `new`); `kp` is a multiple of 32.
+            return unsafe { super::amx::forward_bf16(&self.packed, self.n, k, kp, x, rows, epilogue) };
+        }
         let mut xb = vec![0u16; rows * kp];
         xb.par_chunks_mut(kp).enumerate().with_min_len(16).for_each(|(r, out)| {
             for (o, &v) in out.iter_mut().zip(&x[r * k..(r + 1) * k]) {
@@ -70,6 +93,18 @@ pub fn available() -> bool {
                 && is_x86_feature_detected!("avx512f")
                 && is_x86_feature_detected!("avx512bf16")
         })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether the layers run on AMX-BF16 tiles (checked once; `DEBERTA_NER_BF16_KERNEL=avx512`
+/// keeps the AVX-512 BF16 kernel, to compare).
+fn amx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AMX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AMX.get_or_init(|| std::env::var("DEBERTA_NER_BF16_KERNEL").as_deref() != Ok("avx512") && super::amx::bf16_available())
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
@@ -130,6 +165,11 @@ mod tests {
                 return;
             };
             let y = l.forward(&x, rows);
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 / n as f32 - 0.5).collect();
+            let fused = l.forward_bias_gelu(&x, rows, &bias);
+            for (i, (&f, &y)) in fused.iter().zip(&y).enumerate() {
+                assert_eq!(f, crate::vector::gelu(y + bias[i % n]));
+            }
             let round = |v: f32| bf16::from_f32(v).to_f32();
             for r in 0..rows {
                 for j in 0..n {
@@ -139,5 +179,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// AMX's sums within f32 rounding of the AVX-512 BF16 kernel's, on shapes that are and are
+    /// not multiples of the tiles (rows, channels, inputs).
+    #[test]
+    fn amx_bf16_agrees_with_avx512_bf16() {
+        #[cfg(target_arch = "x86_64")]
+        if available() && super::super::amx::bf16_available() {
+            println!("AMX-BF16 available: comparing with AVX-512 BF16");
+            for &(rows, n, k) in &[(1, 16, 4), (7, 64, 768), (13, 80, 31), (17, 48, 33), (33, 100, 97), (64, 768, 3072), (6, 3, 5), (0, 16, 8)] {
+                let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+                let x: Vec<f32> = (0..rows * k).map(|i| ((i * 104729) % 1000) as f32 / 250.0 - 2.0).collect();
+                let (amx, avx) = (Bf16Linear::build(&w, n, k, true), Bf16Linear::build(&w, n, k, false));
+                assert_eq!(amx.kp % 32, 0);
+                let (ya, yv) = (amx.forward(&x, rows), avx.forward(&x, rows));
+                let round = |v: f32| bf16::from_f32(v).to_f32() as f64;
+                for r in 0..rows {
+                    for j in 0..n {
+                        let abs: f64 = (0..k).map(|i| (round(x[r * k + i]) * round(w[j * k + i])).abs()).sum();
+                        let (a, v) = (ya[r * n + j] as f64, yv[r * n + j] as f64);
+                        assert!((a - v).abs() <= 1e-6 * abs * (k as f64).sqrt() + 1e-6, "{rows}x{n}x{k} at {r},{j}: {a} vs {v}");
+                    }
+                }
+            }
+            return;
+        }
+        println!("AMX not available: skipped");
     }
 }

@@ -25,16 +25,16 @@ use crate::vector;
 
 /// A linear layer's weight `[n, k]`, quantised and packed.
 pub struct QuantLinear {
-    n: usize,
-    k: usize,
+    pub(super) n: usize,
+    pub(super) k: usize,
     /// `k` rounded up to a multiple of 4 (the padding weighs zero).
-    kp: usize,
-    /// `[ceil(n / 16)][kp / 4][16][4]`.
-    packed: Vec<i8>,
+    pub(super) kp: usize,
+    /// `[ceil(n / 16)][kp / 4][16][4]`, then (on x86_64) zeros read by the AMX kernel.
+    pub(super) packed: Vec<i8>,
     /// Per output channel (padded to the blocks with zeros): the weight scale.
-    scale: Vec<f32>,
+    pub(super) scale: Vec<f32>,
     /// Per output channel (padded): the sum of its quantised weights.
-    col_sum: Vec<i32>,
+    pub(super) col_sum: Vec<i32>,
 }
 
 impl QuantLinear {
@@ -58,13 +58,21 @@ impl QuantLinear {
                 *col_sum = q.iter().map(|&q| q as i32).sum();
             },
         );
-        let (packed, kp) = pack(&q, n, k, 4);
+        #[allow(unused_mut)]
+        let (mut packed, kp) = pack(&q, n, k, 4);
+        #[cfg(target_arch = "x86_64")]
+        packed.resize(packed.len() + super::amx::PACK_TAIL, 0);
         Self { n, k, kp, packed, scale, col_sum }
     }
 
     /// [`HostLinear::forward_with`] on `kernel`.
-    fn forward_on(&self, x: &[f32], rows: usize, epilogue: Epilogue, kernel: Kernel) -> Vec<f32> {
+    pub(super) fn forward_on(&self, x: &[f32], rows: usize, epilogue: Epilogue, kernel: Kernel) -> Vec<f32> {
         assert_eq!(x.len(), rows * self.k, "input size");
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Amx && super::amx::int8_available() {
+            // SAFETY: AMX-INT8 is present and granted (checked just above).
+            return unsafe { super::amx::forward(self, x, rows, epilogue) };
+        }
         let qx = QuantRows::new(x, rows, self.k, self.kp);
         run_tiles(
             rows,
@@ -77,6 +85,10 @@ impl QuantLinear {
                 Kernel::Vnni => unsafe { vnni::tile(self, &qx, r, m, b, v, acc) },
                 #[cfg(target_arch = "x86_64")]
                 Kernel::Avx2 => unsafe { avx2::tile(self, &qx, r, m, b, v, acc) },
+                // AMX not granted (only the tests can ask for it then): the VNNI sums, which
+                // every AMX CPU has.
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Amx if is_x86_feature_detected!("avx512vnni") => unsafe { vnni::tile(self, &qx, r, m, b, v, acc) },
                 _ => portable_tile(self, &qx, r, m, b, v, acc),
             },
             |r, c0, acc, row| {
@@ -102,16 +114,16 @@ impl HostLinear for QuantLinear {
 }
 
 /// Activations quantised per row.
-struct QuantRows {
+pub(super) struct QuantRows {
     /// `[rows, kp]`, the padding 0 (it meets zero weights).
-    q: Vec<u8>,
+    pub(super) q: Vec<u8>,
     kp: usize,
-    scale: Vec<f32>,
-    zero: Vec<i32>,
+    pub(super) scale: Vec<f32>,
+    pub(super) zero: Vec<i32>,
 }
 
 impl QuantRows {
-    fn new(x: &[f32], rows: usize, k: usize, kp: usize) -> Self {
+    pub(super) fn new(x: &[f32], rows: usize, k: usize, kp: usize) -> Self {
         let mut q = vec![0u8; rows * kp];
         let mut scale = vec![0f32; rows];
         let mut zero = vec![0i32; rows];
@@ -144,6 +156,9 @@ fn quantise_row(row: &[f32], out: &mut [u8]) -> (f32, i32) {
 /// Which micro-kernel computes the sums; all give the same (exact) ones.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kernel {
+    /// Intel AMX: `tdpbusd` on 16 x 64-byte tiles, 16,384 products per instruction
+    /// ([`super::amx`]).
+    Amx,
     /// AVX-512 VNNI: `vpdpbusd`, 64 products per instruction.
     Vnni,
     /// AVX2: inputs and weights widened to i16, `vpmaddwd` (16 products per instruction).
@@ -153,8 +168,8 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The fastest this CPU has (checked once). `DEBERTA_NER_INT8_KERNEL=avx2|portable` asks
-    /// for a slower one, to compare.
+    /// The fastest this CPU (and, for AMX, the operating system) allows, chosen once.
+    /// `DEBERTA_NER_INT8_KERNEL=vnni|avx2|portable` asks for a slower one, to compare.
     pub fn best() -> Kernel {
         static BEST: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
         *BEST.get_or_init(|| {
@@ -163,21 +178,48 @@ impl Kernel {
             {
                 let vnni = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni");
                 let avx2 = is_x86_feature_detected!("avx2");
-                match asked.as_str() {
-                    "portable" => return Kernel::Portable,
-                    "avx2" if avx2 => return Kernel::Avx2,
-                    _ => {}
-                }
-                if vnni {
-                    return Kernel::Vnni;
-                }
-                if avx2 {
-                    return Kernel::Avx2;
-                }
+                // AMX only when not asked for another kernel: asking is what requests the
+                // tile state from the operating system.
+                let amx = || !matches!(asked.as_str(), "vnni" | "avx2" | "portable") && super::amx::int8_available();
+                Self::choose(&asked, amx(), vnni, avx2)
             }
-            let _ = asked;
-            Kernel::Portable
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                let _ = asked;
+                Kernel::Portable
+            }
         })
+    }
+
+    /// The kernel for a request (`DEBERTA_NER_INT8_KERNEL`) and what the CPU has: the one
+    /// asked for where the CPU has it, else the fastest it has.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn choose(asked: &str, amx: bool, vnni: bool, avx2: bool) -> Kernel {
+        match asked {
+            "portable" => return Kernel::Portable,
+            "avx2" if avx2 => return Kernel::Avx2,
+            "vnni" if vnni => return Kernel::Vnni,
+            _ => {}
+        }
+        if amx {
+            Kernel::Amx
+        } else if vnni {
+            Kernel::Vnni
+        } else if avx2 {
+            Kernel::Avx2
+        } else {
+            Kernel::Portable
+        }
+    }
+
+    /// The kernel's name, as [`crate::cpu_kernels`] reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Amx => "amx",
+            Kernel::Vnni => "avx512-vnni",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
     }
 }
 
@@ -398,6 +440,18 @@ mod tests {
             let gmac = (rows * n * k) as f64 / 1e9;
             println!("round {round}: int8 {:.2} ms ({:.0} GMAC/s), f32 {:.2} ms ({:.0} GMAC/s)", int8 * 1e3, gmac / int8, f32 * 1e3, gmac / f32);
         }
+    }
+
+    #[test]
+    fn a_kernel_asked_for_is_used_where_the_cpu_has_it() {
+        assert_eq!(Kernel::choose("", true, true, true), Kernel::Amx);
+        assert_eq!(Kernel::choose("", false, true, true), Kernel::Vnni);
+        assert_eq!(Kernel::choose("vnni", true, true, true), Kernel::Vnni);
+        assert_eq!(Kernel::choose("vnni", false, false, true), Kernel::Avx2);
+        assert_eq!(Kernel::choose("avx2", true, true, true), Kernel::Avx2);
+        assert_eq!(Kernel::choose("portable", true, true, true), Kernel::Portable);
+        assert_eq!(Kernel::choose("amx", false, false, false), Kernel::Portable);
+        println!("int8 kernel on this machine: {}", Kernel::best().name());
     }
 
     #[test]

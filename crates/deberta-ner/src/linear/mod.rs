@@ -4,7 +4,7 @@
 //! - [`f32`]: `PackedLinear`, f32 with AVX-512 FMA (where the CPU has AVX-512F; elsewhere the
 //!   layers keep candle's matmul);
 //! - [`int8`]: `QuantLinear`, int8 weights and inputs with exact i32 sums (AVX-512 VNNI, or a
-//!   portable kernel).
+//!   portable kernel), and Intel AMX tiles where the CPU and operating system allow ([`amx`]).
 //!
 //! Both pack a weight `[n, k]` in blocks of 16 output channels (one 512-bit vector) and compute
 //! a tile of up to [`MR`] rows by [`NV`] blocks with the sums in registers; tiles run side by side
@@ -35,6 +35,8 @@ macro_rules! tile_shape {
     };
 }
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 pub mod bf16;
 pub mod f32;
 pub mod int8;
