@@ -1,10 +1,31 @@
 -- biomed_ner 0.1.0 -> 0.2.0 (ALTER EXTENSION biomed_ner UPDATE).
--- 0.2.0 adds the shared inference service (biomed_ner_service()) and watched tables (the queue
--- tables, the watch functions and views, the watch trigger's function). Functions of 0.1.0 keep
--- their SQL definitions; their library is the new one. Settings are not SQL objects: the new
+-- 0.2.0 adds the shared inference service (biomed_ner_service()), watched tables (the queue
+-- tables, the watch functions and views, the watch trigger's function), clinical assertion
+-- (biomed_ner_assert(), the assertion column of biomed_ner_entities()). The other functions of
+-- 0.1.0 keep their SQL definitions; their library is the new one. Settings are not SQL objects: the new
 -- ones (biomed_ner.execution, workers, batch_wait_ms, queue_*, model_path, max_threads, ...)
 -- exist as soon as the 0.2.0 library is loaded.
 \echo Use "ALTER EXTENSION biomed_ner UPDATE TO '0.2.0'" to load this file. \quit
+
+-- biomed_ner_entities gains the column assertion (biomed_ner.assertion). A function's result
+-- columns cannot change in place: views and functions built on it must be dropped before the
+-- update and made again after it (the update stops with an error naming them otherwise).
+DROP FUNCTION biomed_ner_entities(text);
+-- src/api.rs
+-- biomed_ner::api::biomed_ner_entities
+CREATE  FUNCTION "biomed_ner_entities"(
+	"note" text /* Note */
+) RETURNS TABLE (
+	"entity_group" text,  /* DbText */
+	"word" text,  /* DbText */
+	"start_pos" INT,  /* i32 */
+	"end_pos" INT,  /* i32 */
+	"score" real,  /* f32 */
+	"assertion" text  /* Option < DbText > */
+)
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'biomed_ner_entities_wrapper';
 
 -- src/queue/as_owner.rs:23
 -- biomed_ner::queue::as_owner::_biomed_ner_run_as
@@ -40,12 +61,12 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_biomed_ner_manage_wrapper';
 
--- src/api.rs
--- biomed_ner::api::biomed_ner_assert
+-- src/assertion.rs
+-- biomed_ner::assertion::biomed_ner_assert
 CREATE  FUNCTION "biomed_ner_assert"(
 	"note" text, /* Note */
-	"entities" jsonb /* pgrx :: JsonB */
-) RETURNS jsonb /* DbJsonb */
+	"entities" jsonb /* JsonbArg */
+) RETURNS jsonb /* DbJsonbText */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'biomed_ner_assert_wrapper';

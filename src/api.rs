@@ -28,40 +28,10 @@ fn biomed_ner_array(notes: Array<Note>) -> Vec<Option<DbJsonb>> {
     backend::annotate_nullable(&items, "biomed_ner")
 }
 
-/// `entities` of `note` (a jsonb array of objects with integer `start` and `end`, character
-/// offsets into the note, and optionally `entity_group`), each with `"assertion"` added:
-/// `present`, `absent` (negated) or `possible` (uncertain). Any other keys are kept, so stored
-/// results of biomed_ner or of another NER system can be asserted without running NER again.
-/// No model is loaded.
-#[pg_extern(stable, parallel_safe, strict)]
-fn biomed_ner_assert(note: Note, entities: pgrx::JsonB) -> DbJsonb {
-    let utf8 = note.to_utf8("biomed_ner_assert");
-    let for_engine = utf8.offsets_to_code_points(&entities.0);
-    match deberta_ner::assertion::assert_json(&utf8.text, &for_engine) {
-        // The caller's own offsets and keys come back, with the assertion added.
-        Ok(asserted) => {
-            let mut out = entities.0;
-            if let (Some(list), Some(done)) = (out.as_array_mut(), asserted.as_array()) {
-                for (e, d) in list.iter_mut().zip(done) {
-                    if let (Some(o), Some(a)) = (e.as_object_mut(), d.get("assertion")) {
-                        o.insert("assertion".into(), a.clone());
-                    }
-                }
-            }
-            DbJsonb(out)
-        }
-        Err(why) => raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            why,
-            "Pass a jsonb array of objects with integer \"start\" and \"end\" character offsets into the note (0 <= start <= end <= length), as biomed_ner returns them.",
-            "biomed_ner_assert",
-        ),
-    }
-}
-
 /// One row per entity of a note, for LATERAL joins and materialized views. `start_pos` and
 /// `end_pos` are 0-based character offsets, `end_pos` exclusive:
-/// `substr(note, start_pos + 1, end_pos - start_pos) = word`.
+/// `substr(note, start_pos + 1, end_pos - start_pos) = word`. `assertion` is `present`,
+/// `absent` or `possible` with `biomed_ner.assertion` on, NULL otherwise.
 #[pg_extern(stable, parallel_safe, strict)]
 fn biomed_ner_entities(
     note: Note,
@@ -73,10 +43,18 @@ fn biomed_ner_entities(
         name!(start_pos, i32),
         name!(end_pos, i32),
         name!(score, f32),
+        name!(assertion, Option<DbText>),
     ),
 > {
-    let entities = backend::annotate_notes(&[Some(note)], "biomed_ner_entities").remove(0).unwrap_or_default();
-    TableIterator::new(entities.into_iter().map(|e| (DbText(e.group), DbText(e.word), e.start as i32, e.end as i32, e.score)))
+    let annotated = backend::annotate_notes(&[Some(note)], "biomed_ner_entities").remove(0).expect("a text gives entities");
+    let assertions = annotated.assertions.into_iter().flatten().map(|a| Some(DbText(a.as_str().into()))).chain(std::iter::repeat_with(|| None));
+    TableIterator::new(
+        annotated
+            .entities
+            .into_iter()
+            .zip(assertions)
+            .map(|(e, a)| (DbText(e.group), DbText(e.word), e.start as i32, e.end as i32, e.score, a)),
+    )
 }
 
 /// Annotates every row of `query` (its first column an integer id, its second the text) in

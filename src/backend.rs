@@ -10,6 +10,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use deberta_ner::assertion::Assertion;
 use deberta_ner::{Device, Entity, Options, Pipeline, Precision};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
@@ -318,22 +319,27 @@ pub fn options() -> Options {
 /// would hold hundreds of megabytes until it exits).
 const TRIM_AFTER_CHARS: usize = 200_000;
 
+/// Raises 54000 for a note longer than `biomed_ner.max_chars`.
+pub fn check_length(text: &str, function: &'static str) {
+    let max_chars = gucs::max_chars();
+    // Bytes bound characters from above: count only when the bytes exceed the limit.
+    if text.len() > max_chars {
+        let n = text.chars().count();
+        if n > max_chars {
+            raise(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("note of {n} characters exceeds biomed_ner.max_chars ({max_chars})"),
+                "Raise biomed_ner.max_chars, or split the note.",
+                function,
+            );
+        }
+    }
+}
+
 /// Entities of each text, in order.
 pub fn annotate(texts: &[&str], function: &'static str) -> Vec<Vec<Entity>> {
-    let max_chars = gucs::max_chars();
     for t in texts {
-        // Bytes bound characters from above: count only when the bytes exceed the limit.
-        if t.len() > max_chars {
-            let n = t.chars().count();
-            if n > max_chars {
-                raise(
-                    PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                    format!("note of {n} characters exceeds biomed_ner.max_chars ({max_chars})"),
-                    "Raise biomed_ner.max_chars, or split the note.",
-                    function,
-                );
-            }
-        }
+        check_length(t, function);
     }
     if let Some(out) = crate::service::annotate(texts, function) {
         return out;
@@ -349,12 +355,36 @@ pub fn annotate(texts: &[&str], function: &'static str) -> Vec<Vec<Entity>> {
     out
 }
 
+/// A note's entities in the database's characters, each with its assertion where
+/// `biomed_ner.assertion` is on.
+pub struct Annotated {
+    pub entities: Vec<Entity>,
+    pub assertions: Option<Vec<Assertion>>,
+}
+
+impl Annotated {
+    /// The entities in the pipeline's JSON shape, `"assertion"` last where it was asked for.
+    pub fn to_jsonb(&self) -> DbJsonb {
+        let json = self.entities.iter().enumerate().map(|(i, e)| {
+            let mut v = e.to_json();
+            if let (Some(a), Some(o)) = (&self.assertions, v.as_object_mut()) {
+                o.insert("assertion".into(), a[i].as_str().into());
+            }
+            v
+        });
+        DbJsonb(serde_json::Value::Array(json.collect()))
+    }
+}
+
 /// Entities of each possibly-NULL note, in the database's characters: NULL gives `None`, `''`
 /// gives no entities, the others are converted to UTF-8 and annotated in one batched call.
-pub fn annotate_notes(items: &[Option<Note>], function: &'static str) -> Vec<Option<Vec<Entity>>> {
+/// Assertion, when on, runs here in the caller's backend on the code-point spans (also when the
+/// service found the entities).
+pub fn annotate_notes(items: &[Option<Note>], function: &'static str) -> Vec<Option<Annotated>> {
     let notes: Vec<Option<Utf8Note>> = items.iter().map(|n| n.map(|n| n.to_utf8(function))).collect();
     let texts: Vec<&str> = notes.iter().flatten().map(|n| n.text.as_ref()).filter(|t| !t.is_empty()).collect();
     let mut results = if texts.is_empty() { Vec::new() } else { annotate(&texts, function) }.into_iter();
+    let assertion = gucs::assertion();
     // A cancel that came after the engine's last check is answered before the results are
     // converted and written.
     pgrx::check_for_interrupts!();
@@ -363,18 +393,19 @@ pub fn annotate_notes(items: &[Option<Note>], function: &'static str) -> Vec<Opt
         .map(|note| {
             let note = note.as_ref()?;
             if note.text.is_empty() {
-                return Some(Vec::new());
+                return Some(Annotated { entities: Vec::new(), assertions: assertion.then(Vec::new) });
             }
-            Some(note.in_database_chars(results.next().expect("one result per non-empty text")))
+            let entities = results.next().expect("one result per non-empty text");
+            let assertions = assertion.then(|| {
+                let spans: Vec<_> = entities.iter().map(|e| (e.start, e.end, Some(e.group.as_str()))).collect();
+                deberta_ner::assertion::assert_spans(&note.text, &spans)
+            });
+            Some(Annotated { entities: note.in_database_chars(entities), assertions })
         })
         .collect()
 }
 
 /// [`annotate_notes`] as jsonb in the pipeline's shape.
 pub fn annotate_nullable(items: &[Option<Note>], function: &'static str) -> Vec<Option<DbJsonb>> {
-    annotate_notes(items, function).into_iter().map(|r| r.map(|es| to_jsonb(&es))).collect()
-}
-
-fn to_jsonb(entities: &[Entity]) -> DbJsonb {
-    DbJsonb(serde_json::Value::Array(entities.iter().map(Entity::to_json).collect()))
+    annotate_notes(items, function).into_iter().map(|r| r.map(|a| a.to_jsonb())).collect()
 }

@@ -80,7 +80,7 @@ macro_rules! box_ret_via_into_datum {
         }
     )*};
 }
-box_ret_via_into_datum!(DbJsonb, DbText);
+box_ret_via_into_datum!(DbJsonb, DbJsonbText, DbText);
 
 /// Maps a Rust type to the SQL type it is read from and written as.
 macro_rules! sql_type {
@@ -94,7 +94,13 @@ macro_rules! sql_type {
         }
     )*};
 }
-sql_type!(Note<'_> => "Note" as "text", DbJsonb => "DbJsonb" as "jsonb", DbText => "DbText" as "text");
+sql_type!(
+    Note<'_> => "Note" as "text",
+    JsonbArg<'_> => "JsonbArg" as "jsonb",
+    DbJsonb => "DbJsonb" as "jsonb",
+    DbJsonbText => "DbJsonbText" as "jsonb",
+    DbText => "DbText" as "text"
+);
 
 impl IntoDatum for Note<'_> {
     fn into_datum(self) -> Option<pg_sys::Datum> {
@@ -119,34 +125,21 @@ pub struct Utf8Note<'a> {
 }
 
 impl Utf8Note<'_> {
-    /// `entities` (a jsonb array of objects with `start` and `end` in the database's
-    /// characters) with their offsets in code points of [`Self::text`], for the engine; values
-    /// that are not offsets are left for the engine's checks to refuse.
-    pub fn offsets_to_code_points(&self, entities: &serde_json::Value) -> serde_json::Value {
-        let (Some(map), Some(list)) = (&self.map, entities.as_array()) else { return entities.clone() };
-        let db_chars = map.last().map_or(0, |&c| c);
-        let convert = |v: &serde_json::Value| match v.as_u64() {
-            Some(n) if (n as usize) <= db_chars => serde_json::Value::from(map.partition_point(|&c| c < n as usize)),
-            // Past the text: stays past it.
-            Some(_) => serde_json::Value::from(u64::MAX),
-            None => v.clone(),
-        };
-        serde_json::Value::Array(
-            list.iter()
-                .map(|e| match e.as_object() {
-                    Some(o) => {
-                        let mut o = o.clone();
-                        for key in ["start", "end"] {
-                            if let Some(v) = o.get(key).map(convert) {
-                                o.insert(key.into(), v);
-                            }
-                        }
-                        serde_json::Value::Object(o)
-                    }
-                    None => e.clone(),
-                })
-                .collect(),
-        )
+    /// The note's length in the database's characters.
+    pub fn db_chars(&self) -> usize {
+        match &self.map {
+            Some(map) => map.last().map_or(0, |&c| c),
+            None => self.text.chars().count(),
+        }
+    }
+
+    /// The code point of [`Self::text`] where database character `offset` begins (the text's
+    /// length for `offset` = [`Self::db_chars`]), for offsets the caller checked.
+    pub fn code_point(&self, offset: usize) -> usize {
+        match &self.map {
+            Some(map) => map.partition_point(|&c| c < offset),
+            None => offset,
+        }
     }
 
     /// `entities` of this note with their spans in the database's characters (unchanged where
@@ -306,15 +299,58 @@ impl IntoDatum for DbJsonb {
         // 1,000,000-character note), neither of which checks for interrupts: check between.
         pgrx::check_for_interrupts!();
         let json = serde_json::to_string(&self.0).expect("a serde_json value serialises");
-        let mut bytes = to_server(&json, "biomed_ner").into_owned();
+        DbJsonbText(json).into_datum()
+    }
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
+/// A jsonb result from JSON text in UTF-8, entered in the server encoding.
+pub struct DbJsonbText(pub String);
+
+impl IntoDatum for DbJsonbText {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        let mut bytes = to_server(&self.0, "biomed_ner").into_owned();
         bytes.push(0);
-        drop(json);
+        drop(self.0);
         pgrx::check_for_interrupts!();
         // Safety: jsonb_in reads a NUL-terminated string in the server encoding.
         unsafe { pgrx::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(bytes.as_ptr()))]) }
     }
     fn type_oid() -> pg_sys::Oid {
         pg_sys::JSONBOID
+    }
+}
+
+/// A jsonb argument as jsonb writes it (`jsonb_out`: bytes in the server encoding), so that
+/// the caller converts it like a note and reads only the keys it needs: no number is rounded
+/// and no other value is parsed.
+pub struct JsonbArg<'a>(pub &'a [u8]);
+
+impl FromDatum for JsonbArg<'_> {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        if is_null || datum.is_null() {
+            return None;
+        }
+        // Safety: a non-null jsonb datum; jsonb_out returns a palloc'd NUL-terminated string
+        // that lives as long as the call's memory context.
+        unsafe {
+            let text = pgrx::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(datum)])?;
+            Some(JsonbArg(CStr::from_ptr(text.cast_mut_ptr()).to_bytes()))
+        }
+    }
+}
+
+// Safety: read through FromDatum, as for Note.
+unsafe impl<'fcx> ArgAbi<'fcx> for JsonbArg<'fcx> {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        unsafe { arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null")) }
+    }
+
+    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+        unsafe { arg.unbox_arg_using_from_datum().into() }
     }
 }
 

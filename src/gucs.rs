@@ -73,6 +73,7 @@ static QUEUE_BATCH_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(300_000)
 static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static DEVICE: GucSetting<DeviceSetting> = GucSetting::<DeviceSetting>::new(DeviceSetting::Cpu);
 static DTYPE: GucSetting<DtypeSetting> = GucSetting::<DtypeSetting>::new(DtypeSetting::F32);
+static ASSERTION: GucSetting<bool> = GucSetting::<bool>::new(false);
 static AGGREGATION: GucSetting<AggregationSetting> =
     GucSetting::<AggregationSetting>::new(AggregationSetting::Simple);
 static MAX_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(512);
@@ -195,6 +196,14 @@ fn define() {
         c"How token labels become entities, as the Hugging Face pipeline's aggregation_strategy.",
         c"none returns one entry per token; simple (default), first, average and max group tokens into entities.",
         &AGGREGATION,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"biomed_ner.assertion",
+        c"Adds \"assertion\" (present, absent or possible) to every entity that biomed_ner finds.",
+        c"Off by default, so entities keep the Hugging Face pipeline's shape. On, a finding that is negated (\"no fever\") is absent and one that is uncertain (\"pneumonia could not be excluded\") is possible; biomed_ner_entities fills its assertion column.",
+        &ASSERTION,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -337,6 +346,11 @@ pub fn device() -> DeviceSetting {
 
 pub fn dtype() -> DtypeSetting {
     DTYPE.get()
+}
+
+/// `biomed_ner.assertion`: whether entities carry their assertion.
+pub fn assertion() -> bool {
+    ASSERTION.get()
 }
 
 pub fn aggregation() -> deberta_ner::Aggregation {

@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 
 mod access;
 mod api;
+mod assertion;
 mod backend;
 mod encoding;
 mod error;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SQL fuzz: generated hostile notes through every entry point (biomed_ner, its array form,
-# biomed_ner_entities, the trigger, biomed_ner_bulk) in a UTF8, a LATIN1 and a SQL_ASCII
-# database of a throw-away PostgreSQL 15 cluster. Checks every offset with substr, that the
-# forms agree, and that no backend crashed (server log, postmaster start time).
+# biomed_ner_entities, the trigger, biomed_ner_bulk; assertion on, biomed_ner_assert) in a UTF8,
+# a LATIN1 and a SQL_ASCII database of a throw-away PostgreSQL 15 cluster. Checks every offset
+# with substr, that the forms agree, and that no backend crashed (server log, postmaster start
+# time).
 #   tests/robustness/fuzz.sh [NOTES]     (default 3000 per UTF8 database; CI runs a short one)
 # Run as root after `cargo pgrx install`. Model: BIOMED_NER_FUZZ_MODEL, default the small
 # fixture model (fast); '' for the bundled model.
@@ -38,6 +39,24 @@ run_db() { # DB ENCODING NOTES LATIN1
     check "$db: bulk equals scalar" "$(cluster_psql -d "$db" -c "$sql" -Atc "
         SELECT count(*) = $n AND bool_and(same_entities(b.entities, s.e))
         FROM biomed_ner_bulk('SELECT id, body FROM notes', 32) b JOIN scalar s USING (id)" | tail -1)"
+    # Assertion on the same notes: every entity gets one, biomed_ner_assert agrees on the stored
+    # entities, and random spans are asserted or refused with 22023.
+    check "$db: assertion on equals biomed_ner_assert" "$(cluster_psql -d "$db" -c "$sql SET biomed_ner.assertion = on;" -Atc "
+        SELECT bool_and(jsonb_path_query_array(a.e, '\$[*].assertion') = jsonb_path_query_array(biomed_ner_assert(n.body, s.e), '\$[*].assertion')
+                        AND jsonb_array_length(jsonb_path_query_array(a.e, '\$[*].assertion')) = jsonb_array_length(s.e)
+                        AND same_entities(a.e, s.e))
+        FROM notes n JOIN scalar s USING (id), LATERAL (SELECT biomed_ner(n.body) AS e) a" | tail -1)"
+    check "$db: random spans asserted or refused 22023" "$(cluster_psql -d "$db" -Atc "
+        DO \$\$ DECLARE r record; e jsonb; BEGIN
+          FOR r IN SELECT id, body FROM notes WHERE id % 7 = 0 LOOP
+            e := (SELECT jsonb_agg(jsonb_build_object('start', a, 'end', a + (r.id * i) % 9))
+                  FROM (SELECT i, (r.id * i * 31) % (length(r.body) + 3) AS a FROM generate_series(1, 20) i) x);
+            BEGIN
+              PERFORM biomed_ner_assert(r.body, e);
+            EXCEPTION WHEN invalid_parameter_value THEN NULL;
+            END;
+          END LOOP;
+        END \$\$; SELECT 't'" | tail -1)"
     echo "     $db: $(cluster_psql -d "$db" -Atc "SELECT sum(jsonb_array_length(e)) FROM scalar") entities, $(cluster_psql -d "$db" -Atc "SELECT sum(length(body)) FROM notes") characters"
 }
 t0=$SECONDS

@@ -34,3 +34,66 @@ SELECT count(*) AS asserted FROM (
     SELECT biomed_ner_assert(t, jsonb_build_array(jsonb_build_object('start', 0, 'end', length(t))))
     FROM (VALUES (repeat('no ', 20000)), (repeat('e' || chr(769), 5000)), (E'\t\r\n'), ('?????'),
                  (repeat('denied fever, ', 3000))) v(t)) s;
+-- Quotes, numbers and keys of the caller's objects come back as written: no number is rounded,
+-- an "assertion" the object had is replaced; values of other keys are never read.
+SELECT biomed_ner_assert('No fever.', format('[{"start": 3, "end": 8, "score": 0.123456789012345678901234567890, "id": 123456789012345678901234567890, "assertion": "old", "deep": %s1%s, "big": 1e309}]',
+                         repeat('[', 200), repeat(']', 200))::jsonb) #- '{0,deep}' #- '{0,big}' AS asserted,
+       biomed_ner_assert('No fever.', format('[{"start": 3, "end": 8, "big": 1e309, "deep": %s1%s}]', repeat('[', 200), repeat(']', 200))::jsonb)
+       = format('[{"start": 3, "end": 8, "big": 1e309, "deep": %s1%s, "assertion": "absent"}]', repeat('[', 200), repeat(']', 200))::jsonb AS deep_and_big_kept;
+-- Bad values are shown cut; a note over biomed_ner.max_chars is refused as in biomed_ner.
+SELECT expect_error(format($$SELECT biomed_ner_assert('x', '[{"start": "%s", "end": 1}]')$$, repeat('a', 100)));
+SELECT expect_error($$SELECT biomed_ner_assert('x', '[{"start": 1e309, "end": 1}]')$$);
+SELECT expect_error($$SELECT biomed_ner_assert('x', '[{"start": [0], "end": 1}]')$$);
+SELECT expect_error($$SELECT biomed_ner_assert('x', '"[]"')$$);
+SET biomed_ner.max_chars = 10;
+SELECT expect_error($$SELECT biomed_ner_assert(repeat('x', 11), '[]')$$);
+RESET biomed_ner.max_chars;
+
+-- biomed_ner.assertion = on adds the key through every entry point (bundled model); off, the
+-- pipeline's shape is unchanged.
+SET biomed_ner.model = '';
+CREATE TEMP TABLE notes (id int PRIMARY KEY, body text);
+INSERT INTO notes VALUES (1, 'The patient denied fever, chills or night sweats.'),
+                         (2, 'A 48-year-old female presented with vaginal bleeding.'),
+                         (3, 'Pneumonia could not be excluded.'), (4, ''), (5, NULL);
+CREATE FUNCTION assertions(e jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+    SELECT array_agg(x->>'assertion' ORDER BY i) FROM jsonb_array_elements(e) WITH ORDINALITY p(x, i)
+$$;
+SHOW biomed_ner.assertion;
+SELECT bool_or(e ? 'assertion') AS has_key FROM notes, jsonb_array_elements(biomed_ner(body)) e;
+SELECT count(*) FILTER (WHERE assertion IS NOT NULL) AS asserted FROM notes, biomed_ner_entities(body);
+SET biomed_ner.assertion = on;
+CREATE TEMP TABLE scalar AS SELECT id, biomed_ner(body) AS e FROM notes;
+-- Each entity's assertion, the same as biomed_ner_assert gives for the same entities;
+-- unaligned, so that the command line's test finds these lines (biomed-ner --assertion on the
+-- same notes gives the same assertions).
+\a
+SELECT id, assertions(e) AS assertion, assertions(biomed_ner_assert(body, e)) = assertions(e) AS same_as_assert
+FROM notes JOIN scalar USING (id) ORDER BY id;
+\a
+SELECT id, o->>'word' AS word, o->>'entity_group' AS entity_group, o->>'assertion' AS assertion
+FROM scalar, jsonb_array_elements(e) x(o) WHERE id IN (1, 3) ORDER BY id, (o->>'start')::int;
+-- The array form, biomed_ner_entities, biomed_ner_bulk and the trigger give the same.
+SELECT bool_and(assertions(a) IS NOT DISTINCT FROM assertions(s.e)) AS array_same
+FROM (SELECT array_agg(id ORDER BY id) ids, biomed_ner(array_agg(body ORDER BY id)) r FROM notes) b,
+     unnest(b.ids, b.r) u(id, a) JOIN scalar s USING (id);
+SELECT bool_and(x.assertion = y.o->>'assertion' AND x.start_pos = (y.o->>'start')::int) AS entities_same, count(*) > 0 AS some
+FROM scalar s JOIN notes n USING (id),
+     LATERAL (SELECT row_number() OVER () AS i, * FROM biomed_ner_entities(n.body)) x,
+     LATERAL (SELECT o FROM jsonb_array_elements(s.e) WITH ORDINALITY q(o, j) WHERE j = x.i) y;
+SELECT count(*) AS rows, bool_and(assertions(b.entities) IS NOT DISTINCT FROM assertions(s.e)) AS bulk_same
+FROM biomed_ner_bulk('SELECT id, body FROM notes', 2) b JOIN scalar s USING (id);
+CREATE TEMP TABLE annotated (id int PRIMARY KEY, body text, entities jsonb);
+CREATE TRIGGER annotate BEFORE INSERT ON annotated FOR EACH ROW EXECUTE FUNCTION biomed_ner_annotate('body', 'entities');
+INSERT INTO annotated (id, body) SELECT id, body FROM notes;
+SELECT bool_and(assertions(a.entities) IS NOT DISTINCT FROM assertions(s.e)) AS trigger_same FROM annotated a JOIN scalar s USING (id);
+-- A watched table's batches follow the setting of the session that drains them.
+CREATE TABLE watched_assert (id int PRIMARY KEY, body text, entities jsonb);
+INSERT INTO watched_assert (id, body) SELECT id, body FROM notes;
+SELECT biomed_ner_watch('watched_assert', 'body', 'entities');
+SELECT biomed_ner_queue_drain('watched_assert') AS annotated;
+SELECT bool_and(assertions(w.entities) IS NOT DISTINCT FROM assertions(s.e)) AS watched_same FROM watched_assert w JOIN scalar s USING (id);
+SELECT biomed_ner_unwatch('watched_assert');
+DROP TABLE watched_assert;
+RESET biomed_ner.assertion;
+RESET biomed_ner.model;
