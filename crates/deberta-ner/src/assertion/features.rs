@@ -76,7 +76,7 @@ pub(super) fn each(text: &str, spans: &[(usize, usize, Option<&str>)], mut each:
         let in_sentence = |i: usize| t.sentence_of_token(i) == Some(sentence);
         let mut features = vec![format!("type={ty}")];
         let mut best: Option<(usize, Kind)> = None;
-        let mut nearest: Option<(usize, String)> = None;
+        let mut nearest: Option<(usize, String, String)> = None;
         // Only triggers that can reach the entity: before it within the list window, at most
         // that far into its span, and after it within the window.
         let near = (first_at_or_after(a.saturating_sub(LIST_WINDOW + longest))..first_at_or_after(a + LIST_WINDOW + 1).min(first_at_or_after(b)))
@@ -101,12 +101,13 @@ pub(super) fn each(text: &str, spans: &[(usize, usize, Option<&str>)], mut each:
                 let key = format!("{kind}:{dir}:{side}:{}{cut}", bucket(gap));
                 features.push(format!("trig={kind}:{dir}:{}:{side}:{}{cut}", lists::phrase(&t, m), bucket(gap)));
                 features.push(format!("kt={key}:{ty}"));
-                features.push(format!("ne={kind}:{dir}:{side}:{between}{cut}"));
+                let list = if side != "inside" && listy(from, to, side == "after") { ":list" } else { "" };
+                features.push(format!("ne={kind}:{dir}:{side}:{between}{cut}{list}"));
                 for i in (from..to).filter(|_| gap <= FORWARD_WINDOW) {
                     features.push(format!("btw={kind}:{side}:{}", t.word(i)));
                 }
-                if nearest.as_ref().is_none_or(|(d, _)| gap < *d) {
-                    nearest = Some((gap, format!("{key}:{between}")));
+                if nearest.as_ref().is_none_or(|(d, _, _)| gap < *d) {
+                    nearest = Some((gap, format!("{key}:{between}"), format!("{}:{side}:{ty}", lists::phrase(&t, m))));
                 }
                 features.push(format!("kind={key}"));
             }
@@ -121,8 +122,9 @@ pub(super) fn each(text: &str, spans: &[(usize, usize, Option<&str>)], mut each:
         };
         features.push(format!("rule={}", rule.as_str()));
         features.push(format!("rt={}:{ty}", rule.as_str()));
-        if let Some((_, key)) = nearest {
+        if let Some((_, key, phrase)) = nearest {
             features.push(format!("nearest={key}"));
+            features.push(format!("nearest_phrase={phrase}"));
         }
         let place = a.saturating_sub(t.sentence_first_token(sentence));
         features.push(format!("place={}", bucket(place)));

@@ -14,7 +14,8 @@ do not|was not|were not|had not|has not|have not|is not|are not|cannot|could not
 stopped|no further|ruled out|rules out|excluded|unremarkable for|exclusion of|not have|not show|no longer|free from|\
 absent of|nil|nothing|cessation of|withdrawal of|resolution of|removal of|weaned from|weaned off|discontinued|\
 discontinuation of|ruling out|off|unable to|instead of|rather than|withholding|withheld|recovered from|relief of|\
-not detected|not detect|denied any|without any";
+not detected|not detect|denied any|without any|refusing|refuses|refuse|stopping|discontinuing|holding|\
+held|avoided|avoiding|no more|interruption of|interrupted|tapered off|withdrew|ceasing|suspension of|suspended";
 const ABSENT_BACKWARD: &str = "was negative|were negative|negative|was excluded|were excluded|excluded|\
 was ruled out|were ruled out|ruled out|were absent|was absent|absent|not seen|not detected|not found|not observed|\
 not identified|not present|were not|was not|unremarkable|not noted|not evident|not revealed|did not|free|\

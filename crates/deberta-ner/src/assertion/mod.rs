@@ -2,10 +2,10 @@
 //! (uncertain, suspected, to be ruled out)? A rule engine in the manner of NegEx and ConText,
 //! with trigger lists of its own, that works on any entities' character spans, from any model.
 //!
-//! - The text is lower-cased and cut into tokens (runs of letters and digits, each other
-//!   non-space character alone) and sentences (a line break; `.`, `!` or `?` followed by space
-//!   and a character that is not lower-case). All positions are code points, like entity
-//!   offsets.
+//! - The text is cut into tokens (runs of letters and digits, each other non-space character
+//!   alone), lower-cased into one string, and sentences (a line break; `.`, `!` or `?` followed
+//!   by space and a character that is not lower-case) (module `text`). All positions are code
+//!   points, like entity offsets; memory is a few bytes per byte of the note.
 //! - Triggers are phrases of tokens with a category (absent, possible) and a direction: forward
 //!   ("no", "denied", "suspicion of") reaches entities after it, backward ("was negative",
 //!   "was ruled out", "unlikely") entities before it. Pseudo-triggers ("no change", "gram
@@ -21,6 +21,10 @@
 //!   with no type are asserted. Diagnostic procedures and lab values are negated only by a
 //!   trigger right before or inside them: "chest radiograph was negative" is a test that was
 //!   done, with a negative result.
+//! - A learned stage (module `learned`) makes the final call: a logistic regression over the rules'
+//!   verdict and the features of module `features` (the triggers within reach, the words around and
+//!   inside the entity, its type and place), trained by `train/assertion.py`.
+//!   `BIOMED_NER_ASSERTION=rules` asks for the rules alone.
 //!
 //! What it misses: negation by a word that is not a trigger ("the organism was catalase-
 //! negative" is not about the organism), scope across sentences, double negation, and
