@@ -2,12 +2,13 @@
 # What clinical assertion adds to NER in the command line: the 190 MACCROBAT reports annotated
 # with and without --assertion, side by side, ROUNDS rounds (default 3), medians; and
 # `biomed-ner assert` alone on the entities of the first run (the rules and the learned stage,
-# no model). Prints one line per measurement and the ratio. Needs a release build of the CLI.
+# no model). Prints one line per measurement and the ratio. Needs a release build of the CLI
+# (in $CARGO_TARGET_DIR, or target/).
 #   bench/assertion_overhead.sh [ROUNDS] [extra biomed-ner options, e.g. --model DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}; shift || true
-bin=target/release/biomed-ner
+bin=${CARGO_TARGET_DIR:-target}/release/biomed-ner
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 python3 - "$tmp/notes.jsonl" <<'PY'
 import glob, json, sys

@@ -107,9 +107,9 @@ fn assertion_on_maccrobat_test_split_keeps_its_scores() {
     assert!(ok, "{stderr}");
     let v: Value = serde_json::from_str(stdout.trim()).unwrap();
     let gold = &v["assertion"]["gold_spans"];
-    assert!(gold["absent"]["f1"].as_f64().unwrap() >= 0.80, "{gold}");
-    assert!(gold["possible"]["f1"].as_f64().unwrap() >= 0.30, "{gold}");
-    assert!(gold["present"]["f1"].as_f64().unwrap() >= 0.96, "{gold}");
+    assert!(gold["absent"]["f1"].as_f64().unwrap() >= 0.84, "{gold}");
+    assert!(gold["possible"]["f1"].as_f64().unwrap() >= 0.42, "{gold}");
+    assert!(gold["present"]["f1"].as_f64().unwrap() >= 0.965, "{gold}");
     assert_eq!(gold["absent"]["gold"], 125);
 }
 

@@ -11,8 +11,10 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use deberta_ner::assertion::{assert_json, assert_spans};
 use deberta_ner::{Aggregation, Device, Options, Pipeline, Precision};
 use proptest::prelude::*;
+use serde_json::json;
 
 mod common;
 use common::text;
@@ -100,4 +102,34 @@ proptest! {
             prop_assert_eq!(&slice, &e.word);
         }
     }
+
+    #[test]
+    fn assertion_gives_one_status_per_entity_and_never_panics(t in text(), spans in entity_spans()) {
+        // Any spans: overlapping, unsorted, empty, reversed, past the end of the text.
+        let spans: Vec<(usize, usize, Option<&str>)> = spans.iter().map(|(s, e, g)| (*s, *e, g.map(|g| GROUPS[g]))).collect();
+        let out = assert_spans(&t, &spans);
+        prop_assert_eq!(out.len(), spans.len());
+        prop_assert_eq!(&out, &assert_spans(&t, &spans), "the same input, another answer");
+        let length = t.chars().count();
+        let entities: Vec<serde_json::Value> = spans.iter().map(|&(s, e, g)| json!({"start": s, "end": e, "entity_group": g})).collect();
+        match assert_json(&t, &json!(entities)) {
+            Ok(v) => {
+                let v = v.as_array().expect("an array").clone();
+                prop_assert_eq!(v.len(), spans.len());
+                for (i, o) in v.iter().enumerate() {
+                    prop_assert!(spans[i].0 <= spans[i].1 && spans[i].1 <= length, "accepted {:?}", spans[i]);
+                    prop_assert_eq!(o["assertion"].as_str(), Some(out[i].as_str()));
+                }
+            }
+            Err(e) => prop_assert!(spans.iter().any(|&(s, e, _)| s > e || e > length), "refused valid spans: {}", e),
+        }
+    }
+}
+
+/// Types the spans may carry: asserted ones, one that is not, token labels, unknown, none.
+const GROUPS: [&str; 6] = ["Sign_symptom", "Diagnostic_procedure", "Age", "B-Disease_disorder", "Medication", "Nonsense"];
+
+fn entity_spans() -> impl Strategy<Value = Vec<(usize, usize, Option<usize>)>> {
+    prop::collection::vec((0..400usize, 0..40usize, any::<bool>(), prop::option::of(0..GROUPS.len())), 0..24)
+        .prop_map(|v| v.into_iter().map(|(s, len, reversed, g)| if reversed && len > 30 { (s + len, s, g) } else { (s, s + len, g) }).collect())
 }
