@@ -140,17 +140,21 @@ fn describe(v: &Value) -> &'static str {
     }
 }
 
+/// Entity `i`'s offset `key`, a code point of a text of `length` code points.
+fn offset(o: &serde_json::Map<String, Value>, i: usize, key: &str, length: usize) -> Result<usize, String> {
+    match o.get(key).map(|v| (v, v.as_u64())) {
+        None => Err(format!("entity {i} has no \"{key}\"")),
+        Some((v, None)) => Err(format!("entity {i}: \"{key}\" must be a non-negative integer, not {v}")),
+        Some((_, Some(n))) if n > length as u64 => {
+            Err(format!("entity {i}: \"{key}\" {n} is past the end of the text ({length} characters)"))
+        }
+        Some((_, Some(n))) => Ok(n as usize),
+    }
+}
+
 fn mark(i: usize, e: &Value, length: usize) -> Result<Mark, String> {
     let o = e.as_object().ok_or_else(|| format!("entity {i} must be an object, not {}", describe(e)))?;
-    let offset = |key: &str| -> Result<usize, String> {
-        let v = o.get(key).ok_or_else(|| format!("entity {i} has no \"{key}\""))?;
-        let n = v.as_u64().ok_or_else(|| format!("entity {i}: \"{key}\" must be a non-negative integer, not {v}"))?;
-        usize::try_from(n)
-            .ok()
-            .filter(|&n| n <= length)
-            .ok_or_else(|| format!("entity {i}: \"{key}\" {n} is past the end of the text ({length} characters)"))
-    };
-    let (start, end) = (offset("start")?, offset("end")?);
+    let (start, end) = (offset(o, i, "start", length)?, offset(o, i, "end", length)?);
     if start > end {
         return Err(format!("entity {i}: \"start\" {start} is after \"end\" {end}"));
     }
@@ -339,9 +343,9 @@ pub fn page(notes: &[(&str, &Value)]) -> Result<String, String> {
         out.push_str("\"> ");
         swatch(&mut out, group);
         text_to(group, &mut out);
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "</label></td><td class=\"bar\"><div style=\"width:{:.1}%;background-color:{}\"></div></td><td class=\"count\">{n}</td></tr>\n",
+            "</label></td><td class=\"bar\"><div style=\"width:{:.1}%;background-color:{}\"></div></td><td class=\"count\">{n}</td></tr>",
             100.0 * n as f64 / most as f64,
             colour(group)
         );
