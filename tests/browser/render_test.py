@@ -45,8 +45,8 @@ NOTES = [
          ("fever", "Sign_symptom"), ("Cough", "Sign_symptom"), ("two days", "Duration"), ("chest pain", "Sign_symptom")),
     note(f"<b>bold</b> {SCRIPT} Chest pain at rest <img src=x onerror=\"{PWN.format('img')}\"> & \"quotes\"",
          ("<b>bold</b>", "Other<b>odd</b>"), ("Chest pain", "Sign_symptom")),
-    note("Café \U0001F642 patient, 72 kg, héma\u00adturia.",
-         ("patient", "Subject"), ("72 kg", "Weight"), ("héma\u00adturia", "Sign_symptom")),
+    note("Café \U0001F642 patient,\r\n72 kg, héma\u00adturia.",
+         ("patient,\r\n72", "Subject"), ("kg", "Weight"), ("héma\u00adturia", "Sign_symptom")),
     {"text": "A 65-year-old man presented with dyspnea and was treated with furosemide 40 mg daily."},
 ]
 

@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use html_escape::{encode_double_quoted_attribute_to_string as attr, encode_text_to_string as text_to};
+use html_escape::{encode_double_quoted_attribute_to_string as attr, encode_text_to_string};
 use serde_json::Value;
 
 /// The bundled model's 41 MACCROBAT types and their colours, most frequent types first.
@@ -209,6 +209,18 @@ const STYLE: &str = "\
 .biomed-ner-legend .key{display:inline-block;margin:0 1em .25em 0;white-space:nowrap}
 .biomed-ner-swatch{display:inline-block;width:1em;height:1em;border-radius:.2em;vertical-align:-.15em;margin-right:.3em;border:1px solid #0003}
 ";
+
+/// `s` as HTML text. A carriage return becomes a character reference, which (unlike a literal
+/// one, which the parser folds into the line feed after it) keeps the note's characters, and so
+/// each highlight's slice, exactly as given.
+fn text_to(s: &str, out: &mut String) {
+    for (i, part) in s.split('\r').enumerate() {
+        if i > 0 {
+            out.push_str("&#13;");
+        }
+        encode_text_to_string(part, out);
+    }
+}
 
 /// One note's text with its shown entities as `<mark>` elements, inside
 /// `<div class="biomed-ner-note">`.
@@ -459,6 +471,12 @@ mod tests {
         let legend = &out[out.find("<div class=\"biomed-ner-legend\">").unwrap()..];
         assert!(legend.find("Sign_symptom").unwrap() < legend.find("Nonbiological_location").unwrap(), "{legend}");
         assert!(out.starts_with("<div class=\"biomed-ner\"><style>") && out.contains(style()));
+    }
+
+    #[test]
+    fn carriage_returns_survive_html_parsing() {
+        let out = fragment("fever\r\ncough\r", &json!([{"start": 3, "end": 8, "entity_group": "A"}])).unwrap();
+        assert!(out.contains("<div class=\"biomed-ner-note\">fev<mark") && out.contains(">er&#13;\nc</mark>ough&#13;</div>"), "{out}");
     }
 
     #[test]
