@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Everything taken from the input (the note, types, assertions) is HTML-escaped, so a note
-//! that contains markup shows it as text. What is rendered, and the rule for the rest:
+//! that contains markup shows it as text; a carriage return is written as `&#13;`, so that it
+//! survives parsing, and a NUL (which HTML cannot hold) as U+FFFD. What is rendered, and the rule for the rest:
 //! - an entity with `start` after `end`, an offset past the note's end, a missing or
 //!   non-integer offset, or a missing or non-string type is an error naming the entity;
 //! - an empty entity (`start == end`) has no text and is left out;
@@ -212,14 +213,16 @@ const STYLE: &str = "\
 
 /// `s` as HTML text. A carriage return becomes a character reference, which (unlike a literal
 /// one, which the parser folds into the line feed after it) keeps the note's characters, and so
-/// each highlight's slice, exactly as given.
+/// each highlight's slice, exactly as given. A NUL, which HTML cannot hold (the parser drops it),
+/// shows as U+FFFD, one character for one.
 fn text_to(s: &str, out: &mut String) {
-    for (i, part) in s.split('\r').enumerate() {
-        if i > 0 {
-            out.push_str("&#13;");
-        }
-        encode_text_to_string(part, out);
+    let mut at = 0;
+    for (i, c) in s.match_indices(['\r', '\0']) {
+        encode_text_to_string(&s[at..i], out);
+        out.push_str(if c == "\r" { "&#13;" } else { "\u{fffd}" });
+        at = i + 1;
     }
+    encode_text_to_string(&s[at..], out);
 }
 
 /// One note's text with its shown entities as `<mark>` elements, inside
@@ -474,9 +477,9 @@ mod tests {
     }
 
     #[test]
-    fn carriage_returns_survive_html_parsing() {
-        let out = fragment("fever\r\ncough\r", &json!([{"start": 3, "end": 8, "entity_group": "A"}])).unwrap();
-        assert!(out.contains("<div class=\"biomed-ner-note\">fev<mark") && out.contains(">er&#13;\nc</mark>ough&#13;</div>"), "{out}");
+    fn carriage_returns_survive_html_parsing_and_nul_shows_as_a_replacement() {
+        let out = fragment("fever\r\ncough\r\0.", &json!([{"start": 3, "end": 8, "entity_group": "A"}])).unwrap();
+        assert!(out.contains("<div class=\"biomed-ner-note\">fev<mark") && out.contains(">er&#13;\nc</mark>ough&#13;\u{fffd}.</div>"), "{out}");
     }
 
     #[test]
