@@ -9,6 +9,7 @@ headless Chromium and checks, in the page's DOM after its scripts ran:
   its background its type's legend colour;
 - the type checkboxes and the show/hide-all buttons hide and show highlights (computed styles
   after clicks, run by a test hook appended to a copy of the page);
+- the index of the notes (six, more than a page shows without one) linking to each;
 - the markup in the notes (a <script> and an <img onerror>, each of which would mark the
   document if run) shown as text and never run;
 then takes a screenshot and checks that every legend colour is among its pixels (the PNG is
@@ -47,6 +48,8 @@ NOTES = [
          ("<b>bold</b>", "Other<b>odd</b>"), ("Chest pain", "Sign_symptom")),
     note("Café \U0001F642 patient,\r\n72 kg, héma\u00adturia.",
          ("patient,\r\n72", "Subject"), ("kg", "Weight"), ("héma\u00adturia", "Sign_symptom")),
+    note("Biopsy confirmed SCC of the cervix.", ("Biopsy", "Diagnostic_procedure"), ("SCC", "Disease_disorder")),
+    note("Pneumonia could not be excluded.", ("Pneumonia", "Disease_disorder")),
     {"text": "A 65-year-old man presented with dyspnea and was treated with furosemide 40 mg daily."},
 ]
 
@@ -70,6 +73,8 @@ r.shown_again=bg(of('Sign_symptom',true));
 document.querySelector('button[data-all="0"]').click(); r.none=bg(marks);
 document.querySelector('button[data-all="1"]').click(); r.all=bg(marks);
 r.pwned=document.documentElement.getAttribute('data-pwned');
+r.index=[].map.call(document.querySelectorAll('nav.index a'),function(a){
+  var t=document.getElementById(a.getAttribute('href').slice(1));return t?t.querySelector('h2').textContent:null;});
 var pre=document.createElement('pre'); pre.id='test-result'; pre.textContent=JSON.stringify(r);
 document.body.appendChild(pre);
 });
@@ -180,6 +185,8 @@ def main():
     check(r["others"] and all(c != clear for c in r["others"]), "... and leaves the other types' highlights")
     check(r["shown_again"] and all(c != clear for c in r["shown_again"]), "checking it again shows them")
     check(all(c == clear for c in r["none"]) and all(c != clear for c in r["all"]), "hide all, then show all")
+    want_index = [f"Note {i}" for i in range(1, len(notes) + 1)]
+    check(r["index"] == want_index, f"the index links to each of the {len(notes)} notes")
     root = re.search(r"<html[^>]*>", dom)
     check(r["pwned"] is None and root and "data-pwned" not in root.group(0), "the notes' <script> and onerror did not run")
     check(SCRIPT not in dom and "&lt;script&gt;" in dom and "&lt;b&gt;bold" in dom, "the notes' markup is text")

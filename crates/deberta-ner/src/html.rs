@@ -302,7 +302,8 @@ table.types td{padding:.1em .5em .1em 0}
 table.types td.bar{width:20em}
 table.types td.bar div{height:.9em;min-width:2px;border:1px solid #0003}
 table.types td.count{text-align:right;font-variant-numeric:tabular-nums}
-nav.index ol{columns:3;font-size:.85em}
+nav.index ol{columns:3;column-gap:3em;font-size:.85em}
+nav.index li{break-inside:avoid}
 article.note{border-top:1px solid #ddd;padding-top:.3em}
 ";
 
@@ -369,10 +370,10 @@ pub fn page(notes: &[(&str, &Value)]) -> Result<String, String> {
     if notes.len() > INDEX_FROM {
         out.push_str("<nav class=\"index\"><h2>Notes</h2><ol>\n");
         for (i, ((text, _), m)) in notes.iter().zip(&all).enumerate() {
-            let _ = write!(out, "<li><a href=\"#note-{}\">", i + 1);
+            let _ = write!(out, "<li><a href=\"#note-{0}\">Note {0}</a> ({1}): ", i + 1, m.shown.len());
             let head: String = text.chars().take(40).collect();
             text_to(head.trim(), &mut out);
-            let _ = writeln!(out, "</a> ({})</li>", m.shown.len());
+            out.push_str("</li>\n");
         }
         out.push_str("</ol></nav>\n");
     }
@@ -540,7 +541,7 @@ mod tests {
         let empty = json!([]);
         let notes: Vec<(&str, &Value)> = (0..=INDEX_FROM).map(|_| ("a note", &empty)).collect();
         let out = page(&notes).unwrap();
-        assert!(out.contains("<nav class=\"index\">") && out.contains(&format!("<a href=\"#note-{0}\">a note</a> (0)</li>", INDEX_FROM + 1)));
+        assert!(out.contains("<nav class=\"index\">") && out.contains(&format!("<li><a href=\"#note-{0}\">Note {0}</a> (0): a note</li>", INDEX_FROM + 1)));
         assert!(out.contains(&format!("id=\"note-{}\"", INDEX_FROM + 1)));
         assert!(page(&notes[..INDEX_FROM]).unwrap().find("<nav").is_none());
     }
