@@ -7,6 +7,7 @@ use deberta_ner::{Options, Precision};
 pub const USAGE: &str = "\
 usage: biomed-ner [OPTIONS] [--assertion] < texts.jsonl > entities.jsonl
        biomed-ner assert < texts-with-entities.jsonl > entities.jsonl
+       biomed-ner render [OPTIONS] [--assertion] < texts.jsonl > page.html
        biomed-ner eval [OPTIONS] [--assertion] --brat DIR [--split-file SPLIT.tsv --split test]
        biomed-ner --version
        biomed-ner bench [OPTIONS] [--batch N --len N --iters N --warmup N]
@@ -27,12 +28,21 @@ options:
   --dtype T            f32 (default) | f16 | bf16 | int8 (CPU)
   --device D           cpu (default) | cuda | cuda:N | auto
   --stats              print load and annotation seconds to stderr as JSON
+  --progress           show the progress bar on stderr even where it is not a terminal (as
+                       plain lines); by default it shows only on a terminal
+  --quiet              no progress bar (the later of --progress and --quiet counts)
   --assertion          add \"assertion\": \"present\" | \"absent\" | \"possible\" to each entity
                        (with eval: score the assertion of the corpus's events instead)
   --version            print the version and the int8 kernel this CPU uses as JSON
                        ({\"version\", \"cpu_kernels\": amx | avx512-vnni | avx2 | portable})
 assert: reads JSON lines {\"text\": ..., \"entities\": [{\"start\", \"end\", \"entity_group\"?...}]}
   and writes each line's entities with \"assertion\" added (no model is loaded)
+render: reads JSON lines {\"text\": ...} with or without \"entities\" and writes one HTML page
+  (inline CSS and JavaScript, nothing fetched) with each entity highlighted, a legend with
+  the count of each type and a checkbox to hide or show it, and an index of many notes; the
+  model runs only on lines without \"entities\"; with --assertion, absent entities are struck
+  through and possible ones underlined (given entities get their assertion too). Of
+  overlapping entities, the first (the longer at the same start) is shown
 eval options:
   --brat DIR           folder of brat .txt/.ann pairs
   --split-file F       tab-separated doc_id, split; with --split, score only that split
@@ -62,6 +72,8 @@ pub enum Command {
     Annotate,
     /// Read texts with their entities and add each entity's assertion.
     Assert,
+    /// Read texts, with or without entities, and write an HTML page of them.
+    Render,
     Eval(EvalArgs),
     Bench(crate::bench::BenchArgs),
     Help,
@@ -79,6 +91,8 @@ pub struct Args {
     pub stats: bool,
     /// Add each entity's assertion (present, absent, possible).
     pub assertion: bool,
+    /// When to show the progress bar on stderr.
+    pub progress: crate::progress::Mode,
 }
 
 fn number(flag: &str, v: &str, min: usize) -> Result<usize, String> {
@@ -98,6 +112,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         device: "cpu".into(),
         stats: false,
         assertion: false,
+        progress: crate::progress::Mode::Auto,
     };
     let (mut brat, mut split_file, mut split) = (None, None, None);
     let mut eval = false;
@@ -109,8 +124,8 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             first = false;
             continue;
         }
-        if first && flag == "assert" {
-            args.command = Command::Assert;
+        if first && (flag == "assert" || flag == "render") {
+            args.command = if flag == "assert" { Command::Assert } else { Command::Render };
             first = false;
             continue;
         }
@@ -142,6 +157,8 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--device" => args.device = value()?,
             "--stats" => args.stats = true,
             "--assertion" => args.assertion = true,
+            "--progress" => args.progress = crate::progress::Mode::Always,
+            "--quiet" => args.progress = crate::progress::Mode::Never,
             "--brat" if eval => brat = Some(PathBuf::from(value()?)),
             "--split-file" if eval => split_file = Some(PathBuf::from(value()?)),
             "--split" if eval => split = Some(value()?),

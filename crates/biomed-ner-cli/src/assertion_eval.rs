@@ -110,8 +110,9 @@ impl Scores {
     }
 }
 
-pub fn run(p: &Pipeline, opts: &Options, args: &EvalArgs) -> Result<(), String> {
+pub fn run(p: &Pipeline, opts: &Options, args: &EvalArgs, progress: crate::progress::Mode) -> Result<(), String> {
     let ids = crate::eval::doc_ids(args)?;
+    let bar = crate::progress::notes(progress, Some(ids.len() as u64));
     let read = |id: &str, ext: &str| -> Result<String, String> {
         let path = Path::new(&args.brat).join(format!("{id}.{ext}"));
         std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
@@ -159,7 +160,9 @@ pub fn run(p: &Pipeline, opts: &Options, args: &EvalArgs) -> Result<(), String> 
         for (g, _) in gold.iter().zip(&found).filter(|(_, f)| !**f) {
             end_to_end.add(Some(g.3), None);
         }
+        bar.inc(1);
     }
+    bar.finish();
     let summary = json!({
         "documents": ids.len(),
         "assertion": {"gold_spans": on_gold.report(), "end_to_end": end_to_end.report()},

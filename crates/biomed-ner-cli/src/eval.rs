@@ -128,8 +128,9 @@ pub fn doc_ids(args: &EvalArgs) -> Result<Vec<String>, String> {
     Ok(ids)
 }
 
-pub fn run(p: &Pipeline, opts: &Options, args: &EvalArgs) -> Result<(), String> {
+pub fn run(p: &Pipeline, opts: &Options, args: &EvalArgs, progress: crate::progress::Mode) -> Result<(), String> {
     let ids = doc_ids(args)?;
+    let bar = crate::progress::notes(progress, Some(ids.len() as u64));
     let read = |id: &str, ext: &str| -> Result<String, String> {
         let path = Path::new(&args.brat).join(format!("{id}.{ext}"));
         std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
@@ -159,7 +160,9 @@ pub fn run(p: &Pipeline, opts: &Options, args: &EvalArgs) -> Result<(), String> 
         relaxed.gold += gold.len();
         relaxed.correct_pred += pred.iter().filter(|q| gold.iter().any(|g| overlaps(g, q))).count();
         relaxed.found_gold += gold.iter().filter(|g| pred.iter().any(|q| overlaps(g, q))).count();
+        bar.inc(1);
     }
+    bar.finish();
     for c in strict.values() {
         micro.tp += c.tp;
         micro.pred += c.pred;

@@ -1,11 +1,14 @@
 //! `biomed-ner`: biomedical entities for JSON lines on stdin, one JSON array per line on
-//! stdout; `biomed-ner eval` for entity-level scores on a brat corpus; `biomed-ner bench`
-//! for the forward pass's speed.
+//! stdout; `biomed-ner render` for an HTML page of the notes with their entities highlighted;
+//! `biomed-ner eval` for entity-level scores on a brat corpus; `biomed-ner bench` for the
+//! forward pass's speed.
 
 mod args;
 mod assertion_eval;
 mod bench;
 mod eval;
+mod progress;
+mod render;
 
 use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Assert => assert_lines(),
+        Command::Render => render::run(&args),
         Command::Version => {
             let v = serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "cpu_kernels": deberta_ner::cpu_kernels()});
             println!("{v}");
@@ -39,15 +43,15 @@ fn main() -> ExitCode {
         }
         Command::Annotate => load(&args).and_then(|p| {
             let t0 = std::time::Instant::now();
-            let n = annotate(&p, &args.options, args.assertion)?;
+            let n = annotate(&p, &args)?;
             if args.stats {
                 let s = serde_json::json!({"load_seconds": p.load_seconds, "annotate_seconds": t0.elapsed().as_secs_f64(), "texts": n});
                 eprintln!("{s}");
             }
             Ok(())
         }),
-        Command::Eval(e) if e.assertion => load(&args).and_then(|p| assertion_eval::run(&p, &args.options, e)),
-        Command::Eval(e) => load(&args).and_then(|p| eval::run(&p, &args.options, e)),
+        Command::Eval(e) if e.assertion => load(&args).and_then(|p| assertion_eval::run(&p, &args.options, e, args.progress)),
+        Command::Eval(e) => load(&args).and_then(|p| eval::run(&p, &args.options, e, args.progress)),
         Command::Bench(b) => load(&args).and_then(|p| bench::run(&p, &args.device, b)),
     };
     match result {
@@ -59,7 +63,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(args: &Args) -> Result<Pipeline, String> {
+pub fn load(args: &Args) -> Result<Pipeline, String> {
     let device = deberta_ner::parse_device(&args.device).map_err(|e| e.to_string())?;
     match &args.model {
         Some(dir) => Pipeline::load(dir, args.dtype, &device).map_err(|e| e.to_string()),
@@ -77,27 +81,38 @@ fn load_default(_: deberta_ner::Precision, _: &deberta_ner::Device) -> Result<Pi
     Err(args::NO_MODEL.to_string())
 }
 
-/// Texts are annotated in chunks, so that batches fill up across lines while output still
-/// streams.
+/// Line `n` (from 1) of `assert` and `render`: nothing for a blank line, else its text and
+/// the whole object.
+pub fn text_line(n: usize, line: &str) -> Result<Option<(String, serde_json::Value)>, String> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("line {n}: not JSON ({e})"))?;
+    match v.get("text") {
+        Some(serde_json::Value::String(t)) => Ok(Some((t.clone(), v))),
+        _ => Err(format!("line {n}: no \"text\" string")),
+    }
+}
+
 /// `biomed-ner assert`: each line's entities with their assertion added.
 fn assert_lines() -> Result<(), String> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     for (i, line) in std::io::stdin().lock().lines().enumerate() {
         let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("line {}: not JSON ({e})", i + 1))?;
-        let text = v.get("text").and_then(|t| t.as_str()).ok_or_else(|| format!("line {}: no \"text\" string", i + 1))?;
+        let Some((text, v)) = text_line(i + 1, &line)? else { continue };
         let entities = v.get("entities").ok_or_else(|| format!("line {}: no \"entities\"", i + 1))?;
-        let asserted = deberta_ner::assertion::assert_json(text, entities).map_err(|e| format!("line {}: {e}", i + 1))?;
+        let asserted = deberta_ner::assertion::assert_json(&text, entities).map_err(|e| format!("line {}: {e}", i + 1))?;
         serde_json::to_writer(&mut out, &asserted).map_err(|e| e.to_string())?;
         out.write_all(b"\n").map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| e.to_string())
 }
 
-fn annotate(p: &Pipeline, opts: &Options, assertion: bool) -> Result<usize, String> {
+/// Texts are annotated in chunks, so that batches fill up across lines while output still
+/// streams.
+fn annotate(p: &Pipeline, args: &Args) -> Result<usize, String> {
+    let (opts, assertion): (&Options, bool) = (&args.options, args.assertion);
+    let bar = progress::notes(args.progress, None);
     let mut count = 0;
     let chunk = (opts.batch_size * 16).max(64);
     let stdin = std::io::stdin().lock();
@@ -116,6 +131,7 @@ fn annotate(p: &Pipeline, opts: &Options, assertion: bool) -> Result<usize, Stri
             out.write_all(b"\n").map_err(|e| e.to_string())?;
         }
         out.flush().map_err(|e| e.to_string())?;
+        bar.inc(pending.len() as u64);
         pending.clear();
         Ok(())
     };
@@ -136,6 +152,7 @@ fn annotate(p: &Pipeline, opts: &Options, assertion: bool) -> Result<usize, Stri
         }
     }
     flush(&mut pending, &mut out)?;
+    bar.finish();
     Ok(count)
 }
 

@@ -151,3 +151,104 @@ fn version_names_the_int8_kernel() {
     assert_eq!(v["cpu_kernels"], "portable");
     println!("cpu_kernels: {kernels}");
 }
+
+const NOTES: &str = concat!(
+    r#"{"text": "She denied fever.\nCough <script>alert(1)</script> for two days.", "entities": [{"start": 11, "end": 16, "entity_group": "Sign_symptom", "score": 0.9}, {"start": 18, "end": 23, "entity_group": "Sign_symptom"}, {"start": 11, "end": 14, "entity_group": "Other"}]}"#,
+    "\n\n",
+    r#"{"text": "Pneumonia could not be excluded.", "entities": [{"start": 0, "end": 9, "entity_group": "Disease_disorder"}]}"#,
+    "\n"
+);
+
+/// The code-point slices that a page's `<mark>` elements cover, and their texts unescaped.
+fn marks(page: &str) -> Vec<(usize, usize, String)> {
+    page.split("<mark ")
+        .skip(1)
+        .map(|m| {
+            let attr = |key: &str| -> usize {
+                let at = m.find(&format!("{key}=\"")).unwrap() + key.len() + 2;
+                m[at..at + m[at..].find('"').unwrap()].parse().unwrap()
+            };
+            let text = &m[m.find('>').unwrap() + 1..m.find("</mark>").unwrap()];
+            (attr("data-start"), attr("data-end"), text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+        })
+        .collect()
+}
+
+#[test]
+fn render_writes_a_page_of_given_entities_without_loading_a_model() {
+    // A model folder that does not exist: nothing needs it.
+    let (ok, page, stderr) = cli(&["render", "--model", "/nonexistent/model", "--assertion"], NOTES);
+    assert!(ok, "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(page.starts_with("<!DOCTYPE html>") && page.ends_with("</html>\n"));
+    // The entity overlapping "fever" is left out, and said so.
+    assert_eq!(marks(&page), [(11, 16, "fever".into()), (18, 23, "Cough".into()), (0, 9, "Pneumonia".into())]);
+    assert!(page.contains("3 entities (1 entity not shown: empty or overlapping another)"), "{page}");
+    assert!(page.contains("Cough</mark> &lt;script&gt;alert(1)&lt;/script&gt; for two days."));
+    assert_eq!(page.matches("<script").count(), 1, "only the page's own script");
+    assert!(page.contains("data-start=\"11\" data-end=\"16\" data-score=\"0.9000\" data-assertion=\"absent\""));
+    assert!(page.contains("data-start=\"0\" data-end=\"9\" data-assertion=\"possible\""));
+    let (ok, plain, _) = cli(&["render"], NOTES);
+    assert!(ok && !plain.contains("data-assertion=\""), "{plain}");
+}
+
+#[test]
+fn render_names_the_line_of_a_bad_input_and_writes_nothing() {
+    for (bad, says) in [
+        ("{\"text\": \"ok\", \"entities\": []}\nnot json\n", "line 2: not JSON"),
+        ("\n{\"entities\": []}\n", "line 2: no \"text\" string"),
+        ("{\"text\": \"abc\", \"entities\": [{\"start\": 1, \"end\": 7, \"entity_group\": \"A\"}]}", "line 1: entity 0: \"end\" 7 is past the end of the text (3 characters)"),
+        ("{\"text\": \"abc\", \"entities\": [{\"start\": 0, \"end\": 1}]}", "line 1: entity 0 has no \"entity_group\""),
+        ("{\"text\": \"abc\", \"entities\": 3}", "line 1: entities must be a JSON array, not a number"),
+    ] {
+        let (ok, stdout, stderr) = cli(&["render"], bad);
+        assert!(!ok && stderr.contains(says), "{bad}: {stderr}");
+        assert!(stdout.is_empty(), "{bad}: {stdout}");
+    }
+}
+
+#[test]
+fn render_runs_the_model_on_lines_without_entities_only() {
+    let model = fixtures().join("models/deberta_spm");
+    let model = model.to_str().unwrap();
+    let text = "A 48-year-old female presented with vaginal bleeding and abnormal Pap smears.";
+    let (ok, found, stderr) = cli(&["--model", model], &format!("{}\n", serde_json::json!({"text": text})));
+    assert!(ok, "{stderr}");
+    let found: Vec<Value> = serde_json::from_str(found.trim()).unwrap();
+    assert!(!found.is_empty());
+    let input = format!("{}\n{}", serde_json::json!({"text": text}), NOTES);
+    let (ok, page, stderr) = cli(&["render", "--model", model], &input);
+    assert!(ok, "{stderr}");
+    let got = marks(&page);
+    let chars: Vec<char> = text.chars().collect();
+    let want: Vec<(usize, usize, String)> = found
+        .iter()
+        .map(|e| {
+            let (s, t) = (e["start"].as_u64().unwrap() as usize, e["end"].as_u64().unwrap() as usize);
+            (s, t, chars[s..t].iter().collect())
+        })
+        .collect();
+    assert_eq!(got[..want.len()], want[..]);
+    assert_eq!(got.len(), want.len() + 3, "the given entities kept");
+}
+
+#[test]
+fn progress_goes_to_stderr_only_and_only_when_asked() {
+    let model = fixtures().join("models/deberta_spm");
+    let model = model.to_str().unwrap();
+    let input: String = (0..5).map(|i| format!("{{\"text\": \"Note {i}: fever and cough.\"}}\n")).collect();
+    let (ok, plain, stderr) = cli(&["--model", model], &input);
+    assert!(ok && stderr.is_empty(), "not a terminal, no flag: {stderr}");
+    let (ok, shown, stderr) = cli(&["--model", model, "--progress"], &input);
+    assert!(ok, "{stderr}");
+    assert_eq!(shown, plain, "stdout unchanged");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("5 notes,") && last.contains("notes/s"), "{stderr}");
+    let (ok, quiet, stderr) = cli(&["--model", model, "--progress", "--quiet"], &input);
+    assert!(ok && stderr.is_empty() && quiet == plain, "{stderr}");
+    // With the number of notes known (render), the bar counts down to it.
+    let (ok, page, stderr) = cli(&["render", "--model", model, "--progress"], &input);
+    assert!(ok && page.starts_with("<!DOCTYPE html>"), "{stderr}");
+    assert!(stderr.lines().last().unwrap_or_default().contains("5/5 notes"), "{stderr}");
+    assert!(!page.contains("notes/s"));
+}

@@ -20,6 +20,7 @@ pub mod bundled;
 pub mod config;
 pub mod error;
 pub mod fused;
+pub mod html;
 pub mod linear;
 pub mod model_dir;
 pub mod pickle_guard;
