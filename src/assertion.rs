@@ -21,6 +21,12 @@ const FUNCTION: &str = "biomed_ner_assert";
 /// A value longer than this is shown cut in an error message.
 const SHOWN: usize = 40;
 
+/// Most entities one call asserts. The assertion of a note's entities runs as one step that does
+/// not answer a cancel (about 60 microseconds an entity at worst, in text dense with triggers),
+/// so a call is bounded to a few seconds; a note has far fewer entities (about one per 20
+/// characters in MACCROBAT).
+const MAX_ENTITIES: usize = 100_000;
+
 /// `entities` of `note` (a jsonb array of objects with integer `start` and `end`, character
 /// offsets into the note, and optionally `entity_group`), each with `"assertion"` added:
 /// `present`, `absent` (negated) or `possible` (uncertain). Any other keys are kept, so stored
@@ -30,6 +36,15 @@ const SHOWN: usize = 40;
 fn biomed_ner_assert(note: Note, entities: JsonbArg) -> DbJsonbText {
     let note = note.to_utf8(FUNCTION);
     crate::backend::check_length(&note.text, FUNCTION);
+    if !crate::encoding::database_is_utf8() && !entities.0.is_ascii() && crate::encoding::database_encoding() == "SQL_ASCII" {
+        let at = entities.0.iter().position(|b| !b.is_ascii()).unwrap_or(0);
+        raise(
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            format!("entities hold byte 0x{:02x} at byte {at} of their text, which has no meaning in a SQL_ASCII database", entities.0[at]),
+            "In SQL_ASCII only 7-bit ASCII can be read: keep non-ASCII values out of the entities, or use a database in UTF8 or another encoding PostgreSQL can convert.",
+            FUNCTION,
+        );
+    }
     let json = Note(entities.0).to_utf8(FUNCTION);
     match assert_entities(&note, &json.text) {
         Ok(out) => DbJsonbText(out),
@@ -62,6 +77,14 @@ fn assert_entities(note: &Utf8Note, json: &str) -> Result<String, String> {
         Some(b'[') => format!("entities cannot be read: {e}"),
         _ => format!("entities must be a JSON array, not {}", kind(json)),
     })?;
+    if list.len() > MAX_ENTITIES {
+        raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("{} entities exceed the {MAX_ENTITIES} that one call of biomed_ner_assert asserts", list.len()),
+            "Assert the entities of one note at a time, or split the note.",
+            FUNCTION,
+        );
+    }
     let length = note.db_chars();
     let mut spans = Vec::with_capacity(list.len());
     for (i, raw) in list.iter().enumerate() {

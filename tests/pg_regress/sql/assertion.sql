@@ -48,6 +48,9 @@ SELECT expect_error($$SELECT biomed_ner_assert('x', '"[]"')$$);
 SET biomed_ner.max_chars = 10;
 SELECT expect_error($$SELECT biomed_ner_assert(repeat('x', 11), '[]')$$);
 RESET biomed_ner.max_chars;
+-- One call asserts at most 100,000 entities (its assertion step does not answer a cancel).
+SELECT expect_error($$SELECT biomed_ner_assert('x', (SELECT jsonb_agg(jsonb_build_object('start', 0, 'end', 1)) FROM generate_series(1, 100001)))$$);
+SELECT jsonb_array_length(biomed_ner_assert('x', (SELECT jsonb_agg(jsonb_build_object('start', 0, 'end', 1)) FROM generate_series(1, 100000)))) AS asserted;
 
 -- biomed_ner.assertion = on adds the key through every entry point (bundled model); off, the
 -- pipeline's shape is unchanged.
