@@ -36,16 +36,7 @@ const MAX_ENTITIES: usize = 100_000;
 fn biomed_ner_assert(note: Note, entities: JsonbArg) -> DbJsonbText {
     let note = note.to_utf8(FUNCTION);
     crate::backend::check_length(&note.text, FUNCTION);
-    if !crate::encoding::database_is_utf8() && !entities.0.is_ascii() && crate::encoding::database_encoding() == "SQL_ASCII" {
-        let at = entities.0.iter().position(|b| !b.is_ascii()).unwrap_or(0);
-        raise(
-            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-            format!("entities hold byte 0x{:02x} at byte {at} of their text, which has no meaning in a SQL_ASCII database", entities.0[at]),
-            "In SQL_ASCII only 7-bit ASCII can be read: keep non-ASCII values out of the entities, or use a database in UTF8 or another encoding PostgreSQL can convert.",
-            FUNCTION,
-        );
-    }
-    let json = Note(entities.0).to_utf8(FUNCTION);
+    let json = Note(entities.0).to_utf8_as("the entities' text", FUNCTION);
     match assert_entities(&note, &json.text) {
         Ok(out) => DbJsonbText(out),
         Err(why) => raise(

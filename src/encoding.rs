@@ -54,17 +54,23 @@ unsafe impl UnboxDatum for Note<'_> {
     }
 }
 
-// Safety: unboxed through FromDatum, as pgrx does for its own text types.
-unsafe impl<'fcx> ArgAbi<'fcx> for Note<'fcx> {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null")) }
-    }
+/// Takes an argument through its FromDatum, as pgrx does for its own text types.
+macro_rules! arg_via_from_datum {
+    ($($t:ident),*) => {$(
+        // Safety: the argument is read by the type's FromDatum, which checks for NULL.
+        unsafe impl<'fcx> ArgAbi<'fcx> for $t<'fcx> {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                unsafe { arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null")) }
+            }
 
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        unsafe { arg.unbox_arg_using_from_datum().into() }
-    }
+            unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                unsafe { arg.unbox_arg_using_from_datum().into() }
+            }
+        }
+    )*};
 }
+arg_via_from_datum!(Note, JsonbArg);
 
 /// Returns a value through its IntoDatum, as pgrx does for its own types.
 macro_rules! box_ret_via_into_datum {
@@ -192,13 +198,18 @@ impl<'a> Note<'a> {
     /// The note as UTF-8: borrowed in a UTF8 database (and for ASCII text anywhere), converted
     /// by PostgreSQL otherwise. Text that cannot be read as Unicode raises 22021.
     pub fn to_utf8(self, function: &'static str) -> Utf8Note<'a> {
+        self.to_utf8_as("text", function)
+    }
+
+    /// [`Self::to_utf8`] of an argument that errors name as `what`.
+    pub fn to_utf8_as(self, what: &str, function: &'static str) -> Utf8Note<'a> {
         let bytes = self.0;
         let enc = server_encoding();
         if enc == pg_sys::pg_enc::PG_UTF8 as i32 || bytes.is_ascii() {
             return match std::str::from_utf8(bytes) {
                 Ok(s) => Utf8Note { text: Cow::Borrowed(s), map: None },
                 Err(e) => not_in_repertoire(
-                    format!("invalid UTF-8 in text at byte {}", e.valid_up_to()),
+                    format!("invalid UTF-8 in {what} at byte {}", e.valid_up_to()),
                     function,
                 ),
             };
@@ -207,7 +218,7 @@ impl<'a> Note<'a> {
             let at = bytes.iter().position(|b| !b.is_ascii()).unwrap_or(0);
             not_in_repertoire(
                 format!(
-                    "text holds byte 0x{:02x} at byte {at}, which has no meaning in a SQL_ASCII database",
+                    "{what} holds byte 0x{:02x} at byte {at}, which has no meaning in a SQL_ASCII database",
                     bytes[at]
                 ),
                 function,
@@ -339,18 +350,6 @@ impl FromDatum for JsonbArg<'_> {
             let text = pgrx::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(datum)])?;
             Some(JsonbArg(CStr::from_ptr(text.cast_mut_ptr()).to_bytes()))
         }
-    }
-}
-
-// Safety: read through FromDatum, as for Note.
-unsafe impl<'fcx> ArgAbi<'fcx> for JsonbArg<'fcx> {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null")) }
-    }
-
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        unsafe { arg.unbox_arg_using_from_datum().into() }
     }
 }
 

@@ -85,7 +85,7 @@ export PGCLIENTENCODING=UTF8
 check "fuzz_ascii: $((N / 4)) notes, ASCII annotated, other bytes 22021" "$ascii"
 word=$(printf 'fi\xc3\xa8vre')
 check "fuzz_ascii: biomed_ner_assert with a non-ASCII value in the entities is 22021" "$(cluster_psql -d fuzz_ascii -Atc "
-    SELECT expect_error(\$q\$SELECT biomed_ner_assert('No fever.', '[{\"start\": 3, \"end\": 8, \"word\": \"$word\"}]')\$q\$) LIKE '22021: entities hold byte 0xc3%'")"
+    SELECT expect_error(\$q\$SELECT biomed_ner_assert('No fever.', '[{\"start\": 3, \"end\": 8, \"word\": \"$word\"}]')\$q\$) LIKE '22021: the entities'' text holds byte 0xc3%'")"
 check "no backend crashed (postmaster start time unchanged)" "$([ "$started" = "$(cluster_psql -d postgres -Atc "SELECT pg_postmaster_start_time()")" ] && echo t || echo f)"
 check "server log has no crash" "$(grep -qE 'terminated by signal|was terminated|server process .* exited' "$PGDATA_DIR/server.log" && echo f || echo t)"
 echo "fuzz: $N + $((N / 2)) + $((N / 4)) notes in $((SECONDS - t0)) s"
