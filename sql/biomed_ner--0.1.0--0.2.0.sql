@@ -1,7 +1,8 @@
 -- biomed_ner 0.1.0 -> 0.2.0 (ALTER EXTENSION biomed_ner UPDATE).
 -- 0.2.0 adds the shared inference service (biomed_ner_service()), watched tables (the queue
 -- tables, the watch functions and views, the watch trigger's function), clinical assertion
--- (biomed_ner_assert(), the assertion column of biomed_ner_entities()). The other functions of
+-- (biomed_ner_assert(), the assertion column of biomed_ner_entities()), highlighted notes as HTML
+-- (biomed_ner_html()) and the progress of long runs (the view biomed_ner_progress). The other functions of
 -- 0.1.0 keep their SQL definitions; their library is the new one. Settings are not SQL objects: the new
 -- ones (biomed_ner.execution, workers, batch_wait_ms, queue_*, model_path, max_threads, ...)
 -- exist as soon as the 0.2.0 library is loaded.
@@ -70,6 +71,57 @@ CREATE  FUNCTION "biomed_ner_assert"(
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'biomed_ner_assert_wrapper';
+
+-- src/html.rs
+-- biomed_ner::html::biomed_ner_html
+CREATE  FUNCTION "biomed_ner_html"(
+	"note" text /* Note */
+) RETURNS text /* DbText */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'biomed_ner_html_wrapper';
+
+-- src/html.rs
+-- biomed_ner::html::biomed_ner_html_given
+CREATE  FUNCTION "biomed_ner_html"(
+	"note" text, /* Note */
+	"entities" jsonb /* JsonbArg */
+) RETURNS text /* DbText */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'biomed_ner_html_given_wrapper';
+
+-- src/progress.rs
+-- biomed_ner::progress::_biomed_ner_progress
+CREATE  FUNCTION "_biomed_ner_progress"() RETURNS TABLE (
+	"pid" INT,  /* i32 */
+	"datid" oid,  /* pgrx_pg_sys::submodules::oids::Oid */
+	"userid" oid,  /* pgrx_pg_sys::submodules::oids::Oid */
+	"command" TEXT,  /* biomed_ner::encoding::DbText */
+	"relid" oid,  /* core::option::Option<pgrx_pg_sys::submodules::oids::Oid> */
+	"rows_done" bigint,  /* core::option::Option<i64> */
+	"rows_total" bigint,  /* core::option::Option<i64> */
+	"total_is_estimate" bool,  /* core::option::Option<bool> */
+	"started" timestamp with time zone  /* core::option::Option<pgrx::datum::time_stamp_with_timezone::TimestampWithTimeZone> */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_biomed_ner_progress_wrapper';
+
+-- Every running biomed_ner_bulk, queue batch and biomed_ner_queue_drain (src/progress.rs).
+CREATE VIEW biomed_ner_progress AS
+SELECT p.pid, d.datname, r.rolname AS usename, p.command, p.relid::pg_catalog.regclass AS relation,
+       p.rows_done, p.rows_total, p.total_is_estimate, p.started,
+       pg_catalog.round((p.rows_done / NULLIF(extract(epoch FROM pg_catalog.clock_timestamp() - p.started), 0))::numeric, 1)
+           AS notes_per_second,
+       CASE WHEN p.rows_done > 0 AND p.rows_total > p.rows_done
+            THEN (pg_catalog.clock_timestamp() - p.started) * ((p.rows_total - p.rows_done)::float8 / p.rows_done) END AS time_left,
+       CASE WHEN p.rows_done > 0 AND p.rows_total > p.rows_done
+            THEN pg_catalog.clock_timestamp() + (pg_catalog.clock_timestamp() - p.started) * ((p.rows_total - p.rows_done)::float8 / p.rows_done) END AS eta
+FROM @extschema@._biomed_ner_progress() p
+LEFT JOIN pg_catalog.pg_database d ON d.oid = p.datid
+LEFT JOIN pg_catalog.pg_roles r ON r.oid = p.userid;
+GRANT SELECT ON biomed_ner_progress TO PUBLIC;
 
 -- src/api.rs:216
 -- biomed_ner::api::biomed_ner_service

@@ -97,7 +97,31 @@ fn biomed_ner_bulk(
             )
         })
         .execute();
-    TableIterator::new(Bulk { cursor: Some(cursor), batch_rows: batch_rows as i64, buffer: VecDeque::new(), done: 0 })
+    // Progress (the view biomed_ner_progress): rows done of the planner's estimate of the query's rows.
+    let estimate = planned_rows(&cursor);
+    // Safety: reads the caller's role.
+    let caller = unsafe { pg_sys::GetUserId() };
+    let progress = crate::progress::begin(crate::progress::Command::Bulk, caller, pg_sys::InvalidOid, estimate, true);
+    TableIterator::new(Bulk { cursor: Some(cursor), batch_rows: batch_rows as i64, buffer: VecDeque::new(), done: 0, progress })
+}
+
+/// The planner's estimate of the rows of the query of the open cursor `name`.
+fn planned_rows(name: &str) -> Option<i64> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // Safety: the portal was opened by this statement and is alive; its statements are a List of
+    // PlannedStmt (a cursor's query is one statement).
+    unsafe {
+        let portal = pg_sys::GetPortalByName(name.as_ptr());
+        if portal.is_null() || (*portal).stmts.is_null() || (*(*portal).stmts).length < 1 {
+            return None;
+        }
+        let stmt = (*(*(*portal).stmts).elements).ptr_value as *mut pg_sys::Node;
+        if stmt.is_null() || (*stmt).type_ != pg_sys::NodeTag::T_PlannedStmt {
+            return None;
+        }
+        let plan = (*(stmt as *mut pg_sys::PlannedStmt)).planTree;
+        (!plan.is_null()).then(|| (*plan).plan_rows.max(0.0).min(i64::MAX as f64) as i64)
+    }
 }
 
 struct Bulk {
@@ -105,6 +129,8 @@ struct Bulk {
     batch_rows: i64,
     buffer: VecDeque<(Option<i64>, Option<DbJsonb>)>,
     done: u64,
+    /// This run in biomed_ner_progress; ends when the rows do.
+    progress: Option<crate::progress::Run>,
 }
 
 const BULK: &str = "biomed_ner_bulk";
@@ -171,6 +197,7 @@ impl Bulk {
         let texts: Vec<Option<Note>> = rows.iter().map(|(_, t)| t.as_deref().map(Note)).collect();
         let entities = backend::annotate_nullable(&texts, BULK);
         self.buffer.extend(rows.iter().map(|(id, _)| *id).zip(entities));
+        crate::progress::advance(rows.len());
         let before = self.done;
         self.done += rows.len() as u64;
         if before / 10_000 != self.done / 10_000 {
@@ -185,7 +212,11 @@ impl Iterator for Bulk {
         if self.buffer.is_empty() {
             self.refill();
         }
-        self.buffer.pop_front()
+        let row = self.buffer.pop_front();
+        if row.is_none() {
+            self.progress = None;
+        }
+        row
     }
 }
 

@@ -25,7 +25,7 @@ const SHOWN: usize = 40;
 /// not answer a cancel (about 60 microseconds an entity at worst, in text dense with triggers),
 /// so a call is bounded to a few seconds; a note has far fewer entities (about one per 20
 /// characters in MACCROBAT).
-const MAX_ENTITIES: usize = 100_000;
+pub(crate) const MAX_ENTITIES: usize = 100_000;
 
 /// `entities` of `note` (a jsonb array of objects with integer `start` and `end`, character
 /// offsets into the note, and optionally `entity_group`), each with `"assertion"` added:
@@ -48,22 +48,26 @@ fn biomed_ner_assert(note: Note, entities: JsonbArg) -> DbJsonbText {
     }
 }
 
-/// The keys of an entity that assertion reads.
+/// The keys of an entity that assertion and `biomed_ner_html` read, as jsonb wrote them.
 #[derive(Deserialize)]
-struct Keys<'a> {
+pub(crate) struct Keys<'a> {
     #[serde(borrow, default)]
-    start: Option<&'a RawValue>,
+    pub start: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    end: Option<&'a RawValue>,
+    pub end: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    entity_group: Option<&'a RawValue>,
+    pub entity_group: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    entity: Option<&'a RawValue>,
+    pub entity: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub score: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub assertion: Option<&'a RawValue>,
 }
 
-/// `json` (an array of entity objects, offsets in the database's characters) with each object's
-/// assertion added, as JSON text.
-fn assert_entities(note: &Utf8Note, json: &str) -> Result<String, String> {
+/// The objects of `json`, a jsonb array of entities, as jsonb wrote them; more than
+/// [`MAX_ENTITIES`] raise 54000 (naming `function` and what it `does` with them).
+pub(crate) fn entity_list<'a>(json: &'a str, function: &'static str, does: &str) -> Result<Vec<&'a RawValue>, String> {
     let list: Vec<&RawValue> = serde_json::from_str(json).map_err(|e| match json.trim_start().as_bytes().first() {
         Some(b'[') => format!("entities cannot be read: {e}"),
         _ => format!("entities must be a JSON array, not {}", kind(json)),
@@ -71,33 +75,28 @@ fn assert_entities(note: &Utf8Note, json: &str) -> Result<String, String> {
     if list.len() > MAX_ENTITIES {
         raise(
             PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            format!("{} entities exceed the {MAX_ENTITIES} that one call of biomed_ner_assert asserts", list.len()),
-            "Assert the entities of one note at a time, or split the note.",
-            FUNCTION,
+            format!("{} entities exceed the {MAX_ENTITIES} that one call of {function} {does}", list.len()),
+            "Pass the entities of one note at a time, or split the note.",
+            function,
         );
     }
+    Ok(list)
+}
+
+/// `json` (an array of entity objects, offsets in the database's characters) with each object's
+/// assertion added, as JSON text.
+fn assert_entities(note: &Utf8Note, json: &str) -> Result<String, String> {
+    let list = entity_list(json, FUNCTION, "asserts")?;
     let length = note.db_chars();
     let mut spans = Vec::with_capacity(list.len());
     for (i, raw) in list.iter().enumerate() {
         if i % 10_000 == 9_999 {
             pgrx::check_for_interrupts!();
         }
-        let text = raw.get();
-        if !text.starts_with('{') {
-            return Err(format!("entity {i} must be an object, not {}", kind(text)));
-        }
-        let keys: Keys = serde_json::from_str(text).map_err(|e| format!("entity {i} cannot be read: {e}"))?;
+        let (keys, start, end) = entity_span(i, raw, note, length)?;
         let mut span = serde_json::Map::new();
-        let mut offsets = [0; 2];
-        for (k, (name, value)) in [("start", keys.start), ("end", keys.end)].into_iter().enumerate() {
-            let value = value.ok_or_else(|| format!("entity {i} has no \"{name}\""))?;
-            offsets[k] = offset(i, name, value.get(), length)?;
-        }
-        if offsets[0] > offsets[1] {
-            return Err(format!("entity {i}: \"start\" {} is after \"end\" {}", offsets[0], offsets[1]));
-        }
-        span.insert("start".into(), note.code_point(offsets[0]).into());
-        span.insert("end".into(), note.code_point(offsets[1]).into());
+        span.insert("start".into(), start.into());
+        span.insert("end".into(), end.into());
         if let Some(group) = keys.entity_group.or(keys.entity) {
             span.insert("entity_group".into(), same_kind(group.get()));
         }
@@ -124,6 +123,25 @@ fn assert_entities(note: &Utf8Note, json: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Entity `i` of a note of `length` database characters: its keys, and its `start` and `end`
+/// checked in database characters, then as code points of the note's UTF-8 text.
+pub(crate) fn entity_span<'a>(i: usize, raw: &'a RawValue, note: &Utf8Note, length: usize) -> Result<(Keys<'a>, usize, usize), String> {
+    let text = raw.get();
+    if !text.starts_with('{') {
+        return Err(format!("entity {i} must be an object, not {}", kind(text)));
+    }
+    let keys: Keys = serde_json::from_str(text).map_err(|e| format!("entity {i} cannot be read: {e}"))?;
+    let mut offsets = [0; 2];
+    for (k, (name, value)) in [("start", keys.start), ("end", keys.end)].into_iter().enumerate() {
+        let value = value.ok_or_else(|| format!("entity {i} has no \"{name}\""))?;
+        offsets[k] = offset(i, name, value.get(), length)?;
+    }
+    if offsets[0] > offsets[1] {
+        return Err(format!("entity {i}: \"start\" {} is after \"end\" {}", offsets[0], offsets[1]));
+    }
+    Ok((keys, note.code_point(offsets[0]), note.code_point(offsets[1])))
+}
+
 /// An offset as jsonb wrote it: a non-negative integer not past the note's end.
 fn offset(i: usize, name: &str, raw: &str, length: usize) -> Result<usize, String> {
     let past_end = |n: &str| format!("entity {i}: \"{name}\" {} is past the end of the text ({length} characters)", shown(n));
@@ -140,7 +158,7 @@ fn offset(i: usize, name: &str, raw: &str, length: usize) -> Result<usize, Strin
 
 /// A value of the same JSON kind as `raw`, for the engine's check of `entity_group`: the
 /// string itself, else an empty stand-in (the message names only the kind).
-fn same_kind(raw: &str) -> Value {
+pub(crate) fn same_kind(raw: &str) -> Value {
     match raw.as_bytes().first() {
         Some(b'"') => serde_json::from_str(raw).unwrap_or(Value::Null),
         Some(b'{') => Value::Object(serde_json::Map::new()),
@@ -160,7 +178,7 @@ fn shown(raw: &str) -> String {
 }
 
 /// The kind of the JSON value that `raw` begins.
-fn kind(raw: &str) -> &'static str {
+pub(crate) fn kind(raw: &str) -> &'static str {
     match raw.trim_start().as_bytes().first() {
         Some(b'{') => "an object",
         Some(b'[') => "an array",

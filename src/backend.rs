@@ -383,7 +383,9 @@ impl Annotated {
 pub fn annotate_notes(items: &[Option<Note>], function: &'static str) -> Vec<Option<Annotated>> {
     let notes: Vec<Option<Utf8Note>> = items.iter().map(|n| n.map(|n| n.to_utf8(function))).collect();
     let texts: Vec<&str> = notes.iter().flatten().map(|n| n.text.as_ref()).filter(|t| !t.is_empty()).collect();
+    crate::progress::annotating(items.len(), false);
     let mut results = if texts.is_empty() { Vec::new() } else { annotate(&texts, function) }.into_iter();
+    crate::progress::annotating(items.len(), true);
     let assertion = gucs::assertion();
     // A cancel that came after the engine's last check is answered before the results are
     // converted and written.

@@ -89,6 +89,8 @@ fn _biomed_ner_manage(
     let Some((query, counts)) = action_sql(action, &schema) else {
         raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("unknown action \"{action}\""), "This is a bug in biomed_ner.", FUNCTION)
     };
+    // A drain in biomed_ner_progress, for the caller: rows done, of max_rows where given.
+    let _progress = (action == "drain").then(|| crate::progress::begin(crate::progress::Command::QueueDrain, caller, tab, n, false));
     // As SECURITY DEFINER switches to a function's owner, with a safe search_path.
     let result = super::as_owner::as_role(owner, pg_sys::SECURITY_LOCAL_USERID_CHANGE, "pg_catalog, pg_temp", || {
         let _guard = CallerGuard(CALLER.swap(caller.to_u32(), Ordering::Relaxed));

@@ -194,7 +194,7 @@ fn sqlstate(code: PgSqlErrorCode) -> String {
 /// `biomed_ner.queue_batch_timeout`: the rows it took, or -1 when it failed as a whole. An error
 /// that escapes the batch function (a cancel or an assertion raised by the table's own code, the
 /// timeout) aborts the transaction, goes to the server log and becomes the table's `last_error`.
-fn drain(schema: &str, relid: pg_sys::Oid, started: std::time::Instant) -> i32 {
+fn drain(schema: &str, relid: pg_sys::Oid, owner: pg_sys::Oid, started: std::time::Instant) -> i32 {
     let schema = spi::quote_identifier(schema);
     let batch = gucs::queue_batch_size() as i32;
     let timeout = gucs::queue_batch_timeout_ms();
@@ -208,6 +208,8 @@ fn drain(schema: &str, relid: pg_sys::Oid, started: std::time::Instant) -> i32 {
             enable_timeout_after(STATEMENT_TIMEOUT, timeout);
         }
     }
+    // The batch in biomed_ner_progress, for the watch's owner; cleared when its transaction ends.
+    let progress = crate::progress::begin(crate::progress::Command::QueueBatch, owner, relid, None, false);
     let query = format!("SELECT {schema}._biomed_ner_drain($1, $2)");
     let outcome = PgTryBuilder::new(|| Ok(read_one::<i32>(&query, &[relid.into(), batch.into()]).unwrap_or(0)))
         .catch_others(|e| {
@@ -224,6 +226,7 @@ fn drain(schema: &str, relid: pg_sys::Oid, started: std::time::Instant) -> i32 {
             })
         })
         .execute();
+    drop(progress);
     // Safety: disarms the timeout, then ends the transaction: committed, or aborted after an error.
     unsafe {
         disable_timeout(STATEMENT_TIMEOUT, false);
@@ -306,22 +309,27 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
             let Some(schema) = schema else { return (None, Vec::new(), reading) };
             // Every watch: the paused ones keep the clock going, the others are drained.
             let query = format!(
-                "SELECT w.relid::oid, w.relid::text, w.paused FROM {}.biomed_ner_watches w ORDER BY w.relid",
+                "SELECT w.relid::oid, w.relid::text, w.paused, w.owner::oid FROM {}.biomed_ner_watches w ORDER BY w.relid",
                 spi::quote_identifier(&schema)
             );
-            let watches: Vec<(pg_sys::Oid, String, bool)> = Spi::connect(|client| {
+            let watches: Vec<(pg_sys::Oid, String, bool, pg_sys::Oid)> = Spi::connect(|client| {
                 client
                     .select(&query, None, &[])
                     .map(|rows| {
                         rows.filter_map(|r| {
-                            Some((r.get::<pg_sys::Oid>(1).ok()??, r.get::<String>(2).ok()??, r.get::<bool>(3).ok()??))
+                            Some((
+                                r.get::<pg_sys::Oid>(1).ok()??,
+                                r.get::<String>(2).ok()??,
+                                r.get::<bool>(3).ok()??,
+                                r.get::<pg_sys::Oid>(4).ok()??,
+                            ))
                         })
                         .collect()
                     })
                     .unwrap_or_default()
             });
             let reading = if watches.is_empty() { None } else { reading };
-            let tables = watches.into_iter().filter(|(_, _, paused)| !paused).map(|(relid, name, _)| (relid, name)).collect();
+            let tables = watches.into_iter().filter(|(_, _, paused, _)| !paused).map(|(relid, name, _, owner)| (relid, name, owner)).collect();
             (Some(schema), tables, reading)
         });
         let Some(schema) = schema else {
@@ -332,13 +340,13 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
         };
         let mut worked = false;
         failed.retain(|_, until| *until > std::time::Instant::now());
-        for (relid, name) in tables {
+        for (relid, name, owner) in tables {
             if failed.contains_key(&relid.to_u32()) {
                 continue;
             }
             report_activity(&format!("biomed_ner queue: annotating {name}"));
             let started = std::time::Instant::now();
-            let done = drain(&schema, relid, started);
+            let done = drain(&schema, relid, owner, started);
             if done < 0 {
                 // The batch failed as a whole: its error is the table's last_error.
                 let pause = (started.elapsed() * 10).clamp(FAILED_TABLE_PAUSE, FAILED_TABLE_MAX_PAUSE);

@@ -1,0 +1,107 @@
+//! `biomed_ner_html(note [, entities])`: one note as an HTML fragment with its entities
+//! highlighted (the engine's `html::fragment`: a `<div>` with its own `<style>`, one `<mark>` per
+//! entity holding exactly the note's slice, a legend), for dashboards and admin tools that show
+//! HTML. Runs with the caller's rights and reads no table; without entities it annotates the note
+//! as `biomed_ner` does (with `"assertion"` where `biomed_ner.assertion` is on).
+//!
+//! Given entities are read as jsonb wrote them: only `start`, `end`, `entity_group` (or
+//! `entity`), `score` and `assertion` are parsed, offsets checked in the database's characters.
+
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::assertion::{entity_list, entity_span, same_kind};
+use crate::encoding::{DbText, JsonbArg, Note, Utf8Note};
+use crate::error::raise;
+
+const FUNCTION: &str = "biomed_ner_html";
+
+/// `note` as an HTML fragment with its entities (found by the model) highlighted: each entity a
+/// `<mark>` with `data-entity-group`, `data-start`, `data-end` (code points) and, with
+/// `biomed_ner.assertion` on, `data-assertion`; the text HTML-escaped.
+#[pg_extern(stable, parallel_safe, strict, name = "biomed_ner_html")]
+fn biomed_ner_html(note: Note) -> DbText {
+    let annotated = crate::backend::annotate_notes(&[Some(note)], FUNCTION).remove(0).expect("a text gives entities");
+    let utf8 = note.to_utf8(FUNCTION);
+    let entities = annotated.entities.iter().enumerate().map(|(i, e)| {
+        let mut o = Map::new();
+        o.insert("entity_group".into(), e.group.clone().into());
+        o.insert("score".into(), e.score.into());
+        o.insert("start".into(), utf8.code_point(e.start).into());
+        o.insert("end".into(), utf8.code_point(e.end).into());
+        if let Some(a) = &annotated.assertions {
+            o.insert("assertion".into(), a[i].as_str().into());
+        }
+        Value::Object(o)
+    });
+    render(&utf8.text, &Value::Array(entities.collect()))
+}
+
+/// `note` as an HTML fragment with the given `entities` highlighted (a jsonb array of objects
+/// with integer `start` and `end`, character offsets into the note, and `entity_group`; `score`
+/// and `assertion` are shown where present), as biomed_ner and biomed_ner_assert return them.
+#[pg_extern(stable, parallel_safe, strict, name = "biomed_ner_html")]
+fn biomed_ner_html_given(note: Note, entities: JsonbArg) -> DbText {
+    let utf8 = note.to_utf8(FUNCTION);
+    crate::backend::check_length(&utf8.text, FUNCTION);
+    let json = Note(entities.0).to_utf8_as("the entities' text", FUNCTION);
+    match given(&utf8, &json.text) {
+        Ok(entities) => render(&utf8.text, &entities),
+        Err(why) => bad_entities(why),
+    }
+}
+
+fn bad_entities(why: String) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        why,
+        "Pass a jsonb array of objects with integer \"start\" and \"end\" character offsets into the note (0 <= start <= end <= length) and a string \"entity_group\", as biomed_ner returns them.",
+        FUNCTION,
+    )
+}
+
+fn render(text: &str, entities: &Value) -> DbText {
+    match deberta_ner::html::fragment(text, entities) {
+        Ok(html) => DbText(html),
+        Err(why) => bad_entities(why),
+    }
+}
+
+/// The entities of `json` with code-point offsets and the keys the fragment shows; a value
+/// whose kind is wrong keeps its kind (for the fragment's message) but not its content.
+fn given(note: &Utf8Note, json: &str) -> Result<Value, String> {
+    let list = entity_list(json, FUNCTION, "shows")?;
+    let length = note.db_chars();
+    let mut out = Vec::with_capacity(list.len());
+    for (i, raw) in list.iter().enumerate() {
+        if i % 10_000 == 9_999 {
+            pgrx::check_for_interrupts!();
+        }
+        let (keys, start, end) = entity_span(i, raw, note, length)?;
+        let mut o = Map::new();
+        o.insert("start".into(), start.into());
+        o.insert("end".into(), end.into());
+        let value = |raw: &RawValue| same_kind(raw.get());
+        if let Some(g) = keys.entity_group {
+            o.insert("entity_group".into(), value(g));
+        }
+        if let Some(g) = keys.entity {
+            o.insert("entity".into(), value(g));
+        }
+        if let Some(a) = keys.assertion {
+            o.insert("assertion".into(), value(a));
+        }
+        if let Some(s) = keys.score {
+            // A number jsonb holds but f64 cannot (1e309) is shown as no score.
+            let score = match s.get().as_bytes().first() {
+                Some(b'-' | b'0'..=b'9') => serde_json::from_str::<f64>(s.get()).map(Value::from).unwrap_or(Value::Null),
+                _ => value(s),
+            };
+            o.insert("score".into(), score);
+        }
+        out.push(Value::Object(o));
+    }
+    Ok(Value::Array(out))
+}
