@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SQL fuzz: generated hostile notes through every entry point (biomed_ner, its array form,
-# biomed_ner_entities, the trigger, biomed_ner_bulk; assertion on, biomed_ner_assert) in a UTF8,
+# biomed_ner_entities, the trigger, biomed_ner_bulk; assertion on, biomed_ner_assert; biomed_ner_html) in a UTF8,
 # a LATIN1 and a SQL_ASCII database of a throw-away PostgreSQL 15 cluster. Checks every offset
 # with substr, that the forms agree, and that no backend crashed (server log, postmaster start
 # time).
@@ -57,6 +57,8 @@ run_db() { # DB ENCODING NOTES LATIN1
             END;
           END LOOP;
         END \$\$; SELECT 't'" | tail -1)"
+    check "$db: biomed_ner_html keeps the text, each mark its slice" "$(cluster_psql -d "$db" -Atc "
+        SELECT bool_and(html_text_ok(n.body, biomed_ner_html(n.body, s.e))) FROM notes n JOIN scalar s USING (id) WHERE n.body IS NOT NULL")"
     echo "     $db: $(cluster_psql -d "$db" -Atc "SELECT sum(jsonb_array_length(e)) FROM scalar") entities, $(cluster_psql -d "$db" -Atc "SELECT sum(length(body)) FROM notes") characters"
 }
 t0=$SECONDS

@@ -50,3 +50,11 @@ CREATE OR REPLACE FUNCTION soak_note(i int) RETURNS text LANGUAGE sql AS $$
            'Laboratory tests revealed hemoglobin of 9.8 g/dL and a platelet count of 98,000/µL.',
            'The patient denied fever, chills, or night sweats.'])[1 + i % 5] || ' (' || i || ')' END
 $$;
+-- biomed_ner_html's fragment: with its tags taken out and its references read, the note's text is
+-- the note; each <mark>'s text is the note's slice at its data-start and data-end.
+CREATE FUNCTION html_unescape(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT replace(replace(replace(replace(t, '&#13;', chr(13)), '&lt;', '<'), '&gt;', '>'), '&amp;', '&') $$;
+CREATE FUNCTION html_text_ok(body text, html text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+  SELECT html_unescape(regexp_replace(substring(html from '<div class="biomed-ner-note">(.*)</div><div class="biomed-ner-legend">'), '<[^>]*>', '', 'g')) = body
+     AND coalesce((SELECT bool_and(html_unescape(m[3]) = substr(body, m[1]::int + 1, m[2]::int - m[1]::int))
+                   FROM regexp_matches(html, 'data-start="(\d+)" data-end="(\d+)"[^>]*>([^<]*)</mark>', 'g') m), true) $$;
