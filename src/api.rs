@@ -197,7 +197,9 @@ impl Bulk {
         let texts: Vec<Option<Note>> = rows.iter().map(|(_, t)| t.as_deref().map(Note)).collect();
         let entities = backend::annotate_nullable(&texts, BULK);
         self.buffer.extend(rows.iter().map(|(id, _)| *id).zip(entities));
-        crate::progress::advance(rows.len());
+        if let Some(run) = &self.progress {
+            run.advance(rows.len());
+        }
         let before = self.done;
         self.done += rows.len() as u64;
         if before / 10_000 != self.done / 10_000 {
@@ -242,6 +244,7 @@ fn biomed_ner_info() -> DbJsonb {
             facts
         }
     };
+    hide_activity(&mut info);
     info.insert("max_memory_mb".into(), (gucs::max_memory_bytes() >> 20).into());
     info.insert("database_encoding".into(), crate::encoding::database_encoding().into());
     info.insert("aggregation".into(), o.aggregation.as_str().into());
@@ -257,5 +260,27 @@ fn biomed_ner_info() -> DbJsonb {
 /// notes and batches served, mean batch size, restarts and last error.
 #[pg_extern(volatile, parallel_safe)]
 fn biomed_ner_service() -> DbJsonb {
-    DbJsonb(crate::service::status("biomed_ner_service"))
+    let mut status = crate::service::status("biomed_ner_service");
+    if let Some(map) = status.as_object_mut() {
+        hide_activity(map);
+    }
+    DbJsonb(status)
+}
+
+/// The shared service's counters of work done and queued count every role's calls: they are
+/// shown, as PostgreSQL shows other sessions' activity, to members of `pg_read_all_stats` only
+/// (NULL for the others).
+fn hide_activity(facts: &mut serde_json::Map<String, serde_json::Value>) {
+    const COUNTERS: [&str; 7] = ["queue_depth", "requests", "notes_annotated", "background_notes", "batches", "mean_batch_notes", "abandoned"];
+    // Safety: catalog lookups of the caller's role, in a transaction.
+    let may = unsafe {
+        pg_sys::superuser() || pg_sys::has_privs_of_role(pg_sys::GetUserId(), pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_STATS))
+    };
+    if !may && facts.get("execution").is_none_or(|e| e != "backend") {
+        for key in COUNTERS {
+            if let Some(v) = facts.get_mut(key) {
+                *v = serde_json::Value::Null;
+            }
+        }
+    }
 }

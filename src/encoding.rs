@@ -296,7 +296,22 @@ pub fn to_server<'a>(text: &'a str, function: &'static str) -> Cow<'a, [u8]> {
     }
 }
 
+/// Raises 54000 for a value of `len` bytes, more than PostgreSQL's 1 GB a value may hold.
+pub fn check_value_size(len: usize, function: &'static str) {
+    // MaxAllocSize (memutils.h), less the varlena header.
+    const MAX: usize = 0x3fff_ffff - pg_sys::VARHDRSZ;
+    if len > MAX {
+        crate::error::raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("a result of {len} bytes exceeds the {MAX} bytes a PostgreSQL value may hold"),
+            "Split the note, or pass fewer entities.",
+            function,
+        );
+    }
+}
+
 fn bytes_to_text(bytes: &[u8]) -> pg_sys::Datum {
+    check_value_size(bytes.len(), "biomed_ner");
     // Safety: copies `bytes` into a new palloc'd text.
     unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(bytes.as_ptr().cast(), bytes.len() as i32)) }
 }
@@ -322,6 +337,7 @@ pub struct DbJsonbText(pub String);
 
 impl IntoDatum for DbJsonbText {
     fn into_datum(self) -> Option<pg_sys::Datum> {
+        check_value_size(self.0.len(), "biomed_ner");
         let mut bytes = to_server(&self.0, "biomed_ner").into_owned();
         bytes.push(0);
         drop(self.0);

@@ -62,7 +62,33 @@ fn bad_entities(why: String) -> ! {
     )
 }
 
+/// Most bytes of HTML one call writes (54000 beyond): far more than any page shows, and small
+/// enough that writing it takes well under a second, which does not check for a cancel.
+const MAX_HTML: usize = 256 << 20;
+
+/// An upper bound of the fragment's length, before it is written: every byte of text escaped
+/// to at most 6 bytes (`&quot;`), each entity's type three times (attribute, title, legend) and
+/// its assertion twice, with their markup.
+fn html_bound(text: &str, entities: &Value) -> usize {
+    let shown = |v: Option<&Value>| v.and_then(|v| v.as_str()).map_or(0, str::len);
+    let marks: usize = entities.as_array().map_or(0, |list| {
+        list.iter()
+            .map(|e| 400 + 18 * shown(e.get("entity_group")).max(shown(e.get("entity"))) + 12 * shown(e.get("assertion")))
+            .sum()
+    });
+    deberta_ner::html::style().len() + 200 + 6 * text.len() + marks
+}
+
 fn render(text: &str, entities: &Value) -> DbText {
+    let bound = html_bound(text, entities);
+    if bound > MAX_HTML {
+        raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("the HTML of this note could take {} MB, over the {} MB that one call of biomed_ner_html writes", bound >> 20, MAX_HTML >> 20),
+            "Show a shorter note or fewer entities; long type names and assertions count several times.",
+            FUNCTION,
+        );
+    }
     match deberta_ner::html::fragment(text, entities) {
         Ok(html) => DbText(html),
         Err(why) => bad_entities(why),

@@ -15,7 +15,9 @@
 //! nothing is recorded there and the view says how to enable it.
 //!
 //! A slot is cleared when its run ends, when its transaction or the subtransaction it began in
-//! ends, and when the backend exits.
+//! ends, and when the backend exits. A backend shows one run: a run begun inside another (a bulk
+//! whose query runs a bulk, a trigger that runs one during a drain) is part of the outer run's
+//! work and is neither shown nor counted apart.
 //!
 //! Rights: everything here runs as the caller (the view and its function are for PUBLIC); a run
 //! is recorded under the role it runs for (the caller of `biomed_ner_bulk` and of
@@ -250,13 +252,33 @@ static ACTIVE_SUBXACT: AtomicU32 = AtomicU32::new(0);
 static NEXT: AtomicU64 = AtomicU64::new(1);
 static CALLBACKS: AtomicBool = AtomicBool::new(false);
 
-/// A recorded run; ends (its slot cleared) when dropped, unless a newer run took the slot.
-pub struct Run(u64);
+/// Runs begun while another was recorded (a bulk whose query, or a trigger in a drain, runs
+/// another): not recorded, and the notes they annotate are not counted to the outer run.
+static NESTED: AtomicU32 = AtomicU32::new(0);
+
+/// A recorded run (`outer` 0), or one nested in the recorded run `outer`; the recorded run ends
+/// (its slot cleared) when dropped, if it is still the one recorded.
+pub struct Run {
+    id: u64,
+    outer: u64,
+}
+
+impl Run {
+    /// Adds `rows` to the rows done of this run, if it is the one recorded.
+    pub fn advance(&self, rows: usize) {
+        if self.outer == 0 && ACTIVE.load(Ordering::Relaxed) == self.id {
+            advance(rows);
+        }
+    }
+}
 
 impl Drop for Run {
     fn drop(&mut self) {
-        if ACTIVE.load(Ordering::Relaxed) == self.0 {
+        let active = ACTIVE.load(Ordering::Relaxed);
+        if self.outer == 0 && active == self.id {
             clear();
+        } else if self.outer != 0 && active == self.outer {
+            NESTED.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -264,6 +286,7 @@ impl Drop for Run {
 fn clear() {
     ACTIVE.store(0, Ordering::Relaxed);
     ACTIVE_COMMAND.store(0, Ordering::Relaxed);
+    NESTED.store(0, Ordering::Relaxed);
     if let Some(slot) = known_slot() {
         slot.write(|s| {
             s.command.store(0, Ordering::Relaxed);
@@ -314,6 +337,12 @@ unsafe extern "C-unwind" fn at_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum)
 /// `total` rows where known (`estimated`: the planner's estimate). `None` where there is no
 /// table to record in (15 and 16 without preloading).
 pub fn begin(command: Command, role: pg_sys::Oid, relid: pg_sys::Oid, total: Option<i64>, estimated: bool) -> Option<Run> {
+    // One run per backend is shown: the outermost.
+    let active = ACTIVE.load(Ordering::Relaxed);
+    if active != 0 {
+        NESTED.fetch_add(1, Ordering::Relaxed);
+        return Some(Run { id: NEXT.fetch_add(1, Ordering::Relaxed), outer: active });
+    }
     let slot = known_slot().or_else(|| {
         let slot = my_slot()?;
         MY_SLOT.store(slot as *const Slot as *mut Slot, Ordering::Relaxed);
@@ -345,11 +374,11 @@ pub fn begin(command: Command, role: pg_sys::Oid, relid: pg_sys::Oid, total: Opt
     ACTIVE.store(id, Ordering::Relaxed);
     ACTIVE_COMMAND.store(command as u32, Ordering::Relaxed);
     ACTIVE_SUBXACT.store(sub, Ordering::Relaxed);
-    Some(Run(id))
+    Some(Run { id, outer: 0 })
 }
 
 /// Adds `rows` to the rows done of this backend's run.
-pub fn advance(rows: usize) {
+fn advance(rows: usize) {
     if ACTIVE.load(Ordering::Relaxed) == 0 {
         return;
     }
@@ -362,7 +391,7 @@ pub fn advance(rows: usize) {
 /// them for the runs whose rows are the notes of such calls (the queue's).
 pub fn annotating(notes: usize, finished: bool) {
     let Some(command) = Command::from_u32(ACTIVE_COMMAND.load(Ordering::Relaxed)) else { return };
-    if !command.counts_annotated() {
+    if !command.counts_annotated() || NESTED.load(Ordering::Relaxed) != 0 {
         return;
     }
     if finished {

@@ -48,6 +48,9 @@ SELECT expect_error($$SELECT biomed_ner_html('fever', '[{"start": 0, "end": 2}]'
 SELECT expect_error($$SELECT biomed_ner_html('fever', '[{"entity_group": "S", "start": 0, "end": 2, "score": "high"}]')$$);
 SELECT expect_error($$SELECT biomed_ner_html('fever', '[{"entity_group": "S", "start": 0, "end": 2, "assertion": 1}]')$$);
 SELECT expect_error($$SELECT biomed_ner_html('fever', '[3]')$$);
+-- What one call writes is bounded before it is written: 54000, not gigabytes (a type name
+-- of '&' is written escaped, three times).
+SELECT expect_error($$SELECT biomed_ner_html('ab', jsonb_build_array(jsonb_build_object('start', 0, 'end', 1, 'entity_group', repeat('&', 15000000))))$$);
 -- biomed_ner.max_chars applies, with or without entities.
 SET biomed_ner.max_chars = 10;
 SELECT expect_error($$SELECT biomed_ner_html(repeat('a', 11), '[]')$$);

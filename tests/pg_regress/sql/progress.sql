@@ -24,6 +24,11 @@ CREATE FUNCTION progress_note(i int) RETURNS text LANGUAGE sql AS $$
 SELECT count(*) AS rows FROM biomed_ner_bulk('SELECT i, progress_note(i) FROM generate_series(1, 6) i', 2);
 SELECT at_row, command, relation, rows_done, rows_total, total_is_estimate, started_ok, rate_ok, usename = current_user AS mine
 FROM progress_seen ORDER BY seq;
+-- A bulk whose query runs another bulk: one run shown, the outer one, its rows only.
+TRUNCATE progress_seen;
+SELECT count(*) AS rows FROM biomed_ner_bulk('SELECT i, progress_note(i) FROM generate_series(1, 4) i
+  WHERE (SELECT count(*) FROM biomed_ner_bulk(''SELECT 1, ''''Cough.'''''')) = 1', 2);
+SELECT at_row, command, rows_done FROM progress_seen ORDER BY seq;
 -- Ended: no run left for this backend, also after a bulk stopped by LIMIT or an error.
 SELECT count(*) AS runs_after FROM biomed_ner_progress WHERE pid = pg_backend_pid();
 SELECT count(*) AS rows FROM (SELECT * FROM biomed_ner_bulk('SELECT i, ''Fever.'' FROM generate_series(1, 100) i', 10) LIMIT 3) b;

@@ -115,3 +115,14 @@ ALTER SYSTEM RESET biomed_ner.workers;
 SELECT pg_reload_conf();
 SELECT pg_temp.wait_for_workers(1) AS one_worker;
 SELECT jsonb_array_length(biomed_ner('Fever and cough.')) > 0 AS served;
+-- The counters of work count every role's calls: NULL for roles without pg_read_all_stats.
+CREATE ROLE service_nobody;
+CREATE ROLE service_stats IN ROLE pg_read_all_stats;
+SET ROLE service_nobody;
+SELECT s->'requests' AS requests, s->'notes_annotated' AS notes, s->'queue_depth' AS queue_depth, s->>'state' AS state
+FROM biomed_ner_service() s;
+SELECT biomed_ner_info()->'notes_annotated' AS info_notes, biomed_ner_info()->>'execution' AS execution;
+SET ROLE service_stats;
+SELECT jsonb_typeof(s->'requests') AS requests, jsonb_typeof(s->'notes_annotated') AS notes FROM biomed_ner_service() s;
+RESET ROLE;
+DROP ROLE service_nobody, service_stats;
