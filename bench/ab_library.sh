@@ -14,8 +14,13 @@ cd "$(dirname "$0")/.."
 LIB="$("$PG_CONFIG" --pkglibdir)/biomed_ner.so"
 WORK=$(mktemp -d /tmp/biomed-ner-ab.XXXXXX); chmod 755 "$WORK"
 # One note a sentence of at least 20 characters, in report order.
-cat data/maccrobat/*.txt | tr '\n' ' ' | sed 's/\([.!?]\) \+/\1\n/g' | awk 'length($0) >= 20' | head -n "$NOTES" \
-    | python3 -c 'import sys, json; [print(json.dumps({"text": l.rstrip("\n")})) for l in sys.stdin]' >"$WORK/notes.jsonl"
+python3 - "$NOTES" >"$WORK/notes.jsonl" <<'EOF'
+import glob, json, re, sys
+notes = [s for f in sorted(glob.glob('data/maccrobat/*.txt'))
+         for s in re.split(r'(?<=[.!?])\s+', open(f).read().replace('\n', ' ')) if len(s) >= 20]
+for s in notes[:int(sys.argv[1])]:
+    print(json.dumps({"text": s}))
+EOF
 chmod 644 "$WORK/notes.jsonl"
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(wc -l <"$WORK/notes.jsonl") notes; A=$1 B=$2"
 run_mode() { # MODE (backend | service): seconds of per-row and bulk
@@ -28,13 +33,17 @@ run_mode() { # MODE (backend | service): seconds of per-row and bulk
         -c "INSERT INTO notes (body) SELECT j->>'text' FROM raw" -c "ANALYZE notes" >/dev/null
     [ "$1" = service ] && for _ in $(seq 100); do
         [ "$(cluster_psql -d postgres -Atc "SELECT biomed_ner_service()->>'state'")" = ready ] && break; sleep 0.2; done
-    cluster_psql -d postgres -At <<'SQL' | grep -o 'Time: [0-9.]*' | sed 's/Time: //' | tr '\n' ' '
-SELECT count(biomed_ner('warm up')) ;
-\timing on
-SELECT count(biomed_ner(body)) FROM notes;
-SELECT count(*) FROM biomed_ner_bulk('SELECT id, body FROM notes', 64);
+    cluster_psql -d postgres -At <<'SQL' | tr '\n' ' '
+SELECT count(biomed_ner('warm up')) \g /dev/null
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(biomed_ner(body)) FROM notes \g /dev/null
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0') * 1000, 1);
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) FROM biomed_ner_bulk('SELECT id, body FROM notes', 64) \g /dev/null
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0') * 1000, 1);
 SQL
-    stop_cluster
+    echo
+    stop_cluster >/dev/null
 }
 declare -A times
 for round in $(seq "$ROUNDS"); do
