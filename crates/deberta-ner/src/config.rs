@@ -1,11 +1,10 @@
 //! `config.json` of a Hugging Face token classifier, read with serde and validated once, so the
 //! forward pass can trust every field. `model_type` chooses the architecture; each reads its
-//! own keys ([`crate::arch::deberta::config`], [`crate::arch::bert::config`]) into the one
+//! own keys (`Config::from_json`, in [`crate::arch`], which knows them) into the one
 //! [`Config`] that the shared encoder runs: a post-layer-norm transformer encoder with absolute
 //! and/or (DeBERTa's) relative positions.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Deserialize;
 
@@ -118,41 +117,15 @@ pub struct Config {
 
 /// The keys every architecture's reader looks at first.
 #[derive(Debug, Deserialize)]
-struct Common {
-    model_type: Option<String>,
+pub(crate) struct Common {
+    pub(crate) model_type: Option<String>,
     #[serde(default)]
-    id2label: Option<BTreeMap<String, String>>,
+    pub(crate) id2label: Option<BTreeMap<String, String>>,
 }
 
 impl Config {
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::BadFile {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        Self::from_json(&text).map_err(|e| match e {
-            Error::BadFile { reason, .. } => Error::BadFile { path: path.to_path_buf(), reason },
-            other => other,
-        })
-    }
-
-    pub fn from_json(text: &str) -> Result<Self> {
-        let common: Common = parse(text)?;
-        let model_type = common.model_type.as_deref().ok_or_else(|| Error::Unsupported("config.json has no model_type".into()))?;
-        let arch = Arch::ALL.into_iter().find(|a| a.model_type() == model_type).ok_or_else(|| {
-            let known: Vec<String> = Arch::ALL.iter().map(|a| format!("\"{}\"", a.model_type())).collect();
-            Error::Unsupported(format!("model_type \"{model_type}\" (supported: {})", known.join(", ")))
-        })?;
-        let mut cfg = match arch {
-            Arch::DebertaV2 => crate::arch::deberta::config(text)?,
-            _ => crate::arch::bert::config(text, arch)?,
-        };
-        cfg.labels = labels_from_id2label(common.id2label)?;
-        cfg.check()?;
-        Ok(cfg)
-    }
-
-    fn check(&self) -> Result<()> {
+    /// Checks what the forward pass relies on (after an architecture read its keys).
+    pub(crate) fn check(&self) -> Result<()> {
         if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
             return Err(Error::Unsupported(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
@@ -217,7 +190,7 @@ pub(crate) fn head_size(hidden: usize, heads: usize) -> usize {
     hidden.checked_div(heads).unwrap_or(0)
 }
 
-fn labels_from_id2label(id2label: Option<BTreeMap<String, String>>) -> Result<Vec<String>> {
+pub(crate) fn labels_from_id2label(id2label: Option<BTreeMap<String, String>>) -> Result<Vec<String>> {
     let map = id2label
         .filter(|m| !m.is_empty())
         .ok_or_else(|| Error::Unsupported("config.json has no id2label".into()))?;

@@ -12,14 +12,48 @@ pub mod bert;
 pub mod deberta;
 pub mod encoder;
 
+use std::path::Path;
+
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
 pub use encoder::{EncoderClassifier, Marker, Stage};
 
-use crate::config::{Arch, Config};
-use crate::error::Result;
+use crate::config::{labels_from_id2label, parse, Arch, Common, Config};
+use crate::error::{Error, Result};
 use crate::Precision;
+
+/// Reading `config.json`: the keys every architecture shares, then the architecture's own
+/// (here, where the architectures are known).
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::BadFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Self::from_json(&text).map_err(|e| match e {
+            Error::BadFile { reason, .. } => Error::BadFile { path: path.to_path_buf(), reason },
+            other => other,
+        })
+    }
+
+    pub fn from_json(text: &str) -> Result<Self> {
+        let common: Common = parse(text)?;
+        let model_type = common.model_type.as_deref().ok_or_else(|| Error::Unsupported("config.json has no model_type".into()))?;
+        let arch = Arch::ALL.into_iter().find(|a| a.model_type() == model_type).ok_or_else(|| {
+            let known: Vec<String> = Arch::ALL.iter().map(|a| format!("\"{}\"", a.model_type())).collect();
+            Error::Unsupported(format!("model_type \"{model_type}\" (supported: {})", known.join(", ")))
+        })?;
+        let mut cfg = match arch {
+            Arch::DebertaV2 => deberta::config(text)?,
+            _ => bert::config(text, arch)?,
+        };
+        cfg.labels = labels_from_id2label(common.id2label)?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+}
 
 /// A token classifier: logits for every token of a padded batch.
 pub trait TokenClassifier: Send + Sync {

@@ -34,9 +34,7 @@ use std::arch::x86_64::__cpuid_count;
 
 use rayon::prelude::*;
 
-use super::int8::{QuantLinear, QuantRows};
 use super::{Epilogue, OutPtr, BLOCK};
-use crate::vector;
 
 /// Rows of a tile (the most AMX allows).
 const TILE_ROWS: usize = 16;
@@ -123,24 +121,38 @@ impl TileConfig {
 #[repr(C, align(64))]
 struct Sums<T>([[T; NT * BLOCK]; MT]);
 
-/// `x @ w^T` for the int8 layer `l` on AMX, with `epilogue` applied to each tile.
+/// Bytes of an input row of `k` int8 values on AMX: whole tiles.
+pub(super) fn int8_row_bytes(k: usize) -> usize {
+    k.div_ceil(TILE_BYTES) * TILE_BYTES
+}
+
+/// Input rows the AMX kernel reads for `rows` rows: whole tiles (the rest zeros).
+pub(super) fn padded_rows(rows: usize) -> usize {
+    rows.div_ceil(TILE_ROWS) * TILE_ROWS
+}
+
+/// `x @ w^T` for an int8 layer on AMX, with `epilogue` applied to each tile: `packed` is its
+/// `[blocks][kp / 4][16][4]` int8 packing with the zero tail [`PACK_TAIL`], `qx` the quantised
+/// input, [`padded_rows`] rows of [`int8_row_bytes`] bytes; `finish(row, c0, sums, out)` turns
+/// a row's i32 sums from column `c0` into its outputs.
 ///
 /// # Safety
 /// [`int8_available`] returned true.
-pub(super) unsafe fn forward(l: &QuantLinear, x: &[f32], rows: usize, epilogue: Epilogue) -> Vec<f32> {
-    let (n, k) = (l.n, l.k);
-    let ka = k.div_ceil(TILE_BYTES) * TILE_BYTES;
-    let mut qx = QuantRows::new(x, rows, k, ka);
-    qx.q.resize(rows.div_ceil(TILE_ROWS) * TILE_ROWS * ka, 0);
-    let weights = Weights { packed: l.packed.as_ptr().cast(), block_bytes: BLOCK * l.kp, blocks: n.div_ceil(BLOCK) };
-    // SAFETY: `qx.q` has whole tiles of rows of `ka` bytes (the padding above); a block's
-    // reads past `kp` stay within the next block or the packing's zero tail ([`PACK_TAIL`]).
-    unsafe {
-        run::<false, i32>(qx.q.as_ptr(), ka, rows, n, &weights, epilogue, |ri, c0, acc, row| {
-            let c1 = c0 + row.len();
-            vector::dequantise(acc, qx.zero[ri], &l.col_sum[c0..c1], qx.scale[ri], &l.scale[c0..c1], row)
-        })
-    }
+pub(super) unsafe fn forward_int8(
+    packed: &[i8],
+    n: usize,
+    kp: usize,
+    qx: &[u8],
+    rows: usize,
+    epilogue: Epilogue,
+    finish: impl Fn(usize, usize, &[i32], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let ka = qx.len() / padded_rows(rows).max(1);
+    assert!(ka % TILE_BYTES == 0 && qx.len() >= padded_rows(rows) * ka);
+    let weights = Weights { packed: packed.as_ptr().cast(), block_bytes: BLOCK * kp, blocks: n.div_ceil(BLOCK) };
+    // SAFETY: `qx` has whole tiles of rows of `ka` bytes; a block's reads past `kp` stay
+    // within the next block or the packing's zero tail ([`PACK_TAIL`]).
+    unsafe { run::<false, i32>(qx.as_ptr(), ka, rows, n, &weights, epilogue, finish) }
 }
 
 /// `x @ w^T` for a bf16 layer on AMX: `packed` is its `[blocks][kp / 2][16][2]` bf16 packing,
@@ -290,7 +302,7 @@ unsafe fn kernel<const BF16: bool, const TWO_A: bool, const TWO_B: bool>(a: *con
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linear::int8::Kernel;
+    use crate::linear::int8::{Kernel, QuantLinear};
 
     fn lcg(seed: &mut u64) -> f32 {
         *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

@@ -70,8 +70,15 @@ impl QuantLinear {
         assert_eq!(x.len(), rows * self.k, "input size");
         #[cfg(target_arch = "x86_64")]
         if kernel == Kernel::Amx && super::amx::int8_available() {
+            let ka = super::amx::int8_row_bytes(self.k);
+            let mut qx = QuantRows::new(x, rows, self.k, ka);
+            qx.q.resize(super::amx::padded_rows(rows) * ka, 0);
+            let finish = |ri: usize, c0: usize, acc: &[i32], row: &mut [f32]| {
+                let c1 = c0 + row.len();
+                crate::vector::dequantise(acc, qx.zero[ri], &self.col_sum[c0..c1], qx.scale[ri], &self.scale[c0..c1], row)
+            };
             // SAFETY: AMX-INT8 is present and granted (checked just above).
-            return unsafe { super::amx::forward(self, x, rows, epilogue) };
+            return unsafe { super::amx::forward_int8(&self.packed, self.n, self.kp, &qx.q, rows, epilogue, finish) };
         }
         let qx = QuantRows::new(x, rows, self.k, self.kp);
         run_tiles(
