@@ -35,7 +35,7 @@ const MAX_ENTITIES: usize = 100_000;
 #[pg_extern(stable, parallel_safe, strict)]
 fn biomed_ner_assert(note: Note, entities: JsonbArg) -> DbJsonbText {
     let note = note.to_utf8(FUNCTION);
-    crate::backend::check_length(&note.text, FUNCTION);
+    crate::route::check_length(&note.text, FUNCTION);
     let json = Note(entities.0).to_utf8_as("the entities' text", FUNCTION);
     match assert_entities(&note, &json.text) {
         Ok(out) => DbJsonbText(out),

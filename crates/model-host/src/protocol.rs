@@ -1,37 +1,29 @@
 //! What backends, the supervisor and the model process say to each other: plain Rust types,
 //! sent as JSON in length-prefixed frames (a little-endian `u32` byte count, then the bytes).
-//! Nothing here calls PostgreSQL.
+//! A message that does not parse (an unknown dtype, say) is answered with a [`Failure`] of
+//! SQLSTATE 22023, never read as a default.
 
 use std::io::{self, Read, Write};
 
 use deberta_ner::Entity;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Failure;
+use crate::failure::Failure;
+use crate::spec::{CallOptions, ModelSpec};
 
 /// Largest frame either side accepts: far above what `biomed_ner.max_chars` lets a call send
 /// in one array, far below what would let a broken peer make the other allocate without end.
 pub const MAX_FRAME: usize = 1 << 30;
 
-/// The model a session asks for, as its settings name it; the service serves only the one of
-/// the server's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelKey {
-    pub model: String,
-    pub device: String,
-    pub dtype: String,
-}
-
 /// A request from a backend.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// Entities of each text, with this session's options.
+    /// Entities of each text, with this session's options. `model` is the model the session
+    /// asks for: the service serves only the one of the server's configuration.
     Annotate {
-        model: ModelKey,
-        aggregation: String,
-        max_length: usize,
-        stride: usize,
+        model: ModelSpec,
+        options: CallOptions,
         texts: Vec<String>,
         /// Background work (a queue worker's): served by the threads at `queue_nice`.
         #[serde(default)]
@@ -70,7 +62,7 @@ pub enum Response {
     Entities { entities: Vec<Vec<WireEntity>> },
     Failed { failure: Failure },
     /// The session asked for another model than the service runs.
-    OtherModel { service: ModelKey },
+    OtherModel { service: ModelSpec },
     Status { status: serde_json::Value },
 }
 
@@ -78,10 +70,9 @@ pub enum Response {
 /// reload: the server's settings, never a session's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceConfig {
-    pub key: ModelKey,
+    pub spec: ModelSpec,
     /// `biomed_ner.model_path`, where a model name is looked up.
     pub model_path: Vec<String>,
-    pub threads: usize,
     pub batch_size: usize,
     pub max_pass_bytes: usize,
     pub batch_wait_ms: u64,
@@ -105,7 +96,7 @@ pub struct WorkerMeta {
 /// The most bytes of notes one request to the service carries. The service runs requests whole,
 /// so this bounds how long one request holds the others (a call of more notes goes in several
 /// requests, one after the other, and other sessions' requests get in between); a longer note
-/// runs in its session's own backend ([`super::annotate`]).
+/// runs in its session's own backend.
 pub const REQUEST_BYTES: usize = 32 << 10;
 
 /// Cuts a call's notes into requests of at most `limit` bytes of text each, in order (a note
@@ -137,7 +128,9 @@ pub fn write_frame(w: &mut impl Write, value: &impl Serialize) -> io::Result<()>
     w.write_all(&frame)
 }
 
-/// Reads one frame; `Ok(None)` at a clean end of stream before it.
+/// Reads one frame; `Ok(None)` at a clean end of stream before it. A frame read whole whose
+/// body does not parse is an error of kind `InvalidData` (the stream stays in step); a frame
+/// over [`MAX_FRAME`], of kind `InvalidInput`.
 pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
@@ -147,7 +140,7 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("message of {len} bytes is too large")));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("message of {len} bytes is too large")));
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
@@ -182,6 +175,17 @@ mod tests {
         }
         assert_eq!(pieces(&[], 6), vec![&[] as &[&str]]);
         assert_eq!(pieces(&texts, usize::MAX), vec![&texts[..]]);
+    }
+
+    #[test]
+    fn requests_with_unknown_names_do_not_parse() {
+        let request = r#"{"op":"annotate","model":{"model":"","device":"cpu","precision":"f64","threads":1},
+            "options":{"aggregation":"simple","max_length":512,"stride":128},"texts":[]}"#;
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &serde_json::from_str::<serde_json::Value>(request).unwrap()).unwrap();
+        let e = read_frame::<Request>(&mut buf.as_slice()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("biomed_ner.dtype \"f64\""), "{e}");
     }
 
     #[test]
