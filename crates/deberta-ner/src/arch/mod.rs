@@ -4,13 +4,14 @@
 //!
 //! - [`deberta`]: DeBERTa-v2/v3 (`deberta-v2`), with its disentangled relative attention;
 //! - [`bert`]: BERT, DistilBERT, RoBERTa, XLM-RoBERTa and ELECTRA;
-//! - [`encoder`]: the post-layer-norm encoder both are, built on the crate's kernels
+//! - [`encoder`]: the post-layer-norm encoder both are (its weights read by `weights`), built on the crate's kernels
 //!   ([`crate::linear`], [`crate::fused`], [`crate::attention`], [`crate::bmm`], and their CUDA
 //!   versions), so every architecture runs in f32, f16, bf16 and int8 on the CPU and on CUDA.
 
 pub mod bert;
 pub mod deberta;
 pub mod encoder;
+mod weights;
 
 use std::path::Path;
 
