@@ -6,9 +6,9 @@
 //! request above its mmap threshold (128 kB at first, then rising to the largest buffer freed,
 //! up to 32 MB) with a mapping of its own and unmaps it on free, and gives the free top of a heap
 //! back to the kernel past its trim threshold, so that each such buffer is zero-filled afresh by
-//! the kernel, a page fault a page: about 1.4 million faults and 2.5 s of system time a pass of
-//! 8 windows of 512 tokens through a base-sized model on two cores, against 0.4 s of system time
-//! once buffers are reused, and 1.2-1.4x the speed (bench/allocator_bench.sh).
+//! the kernel, a page fault a page: most of a pass's system time, and a slower pass, than when
+//! the buffers are reused (bench/results/README.md, "Memory allocation: why buffers are
+//! reused").
 //!
 //! [`tune_allocator`] makes glibc serve them from its heaps, which keep them for the next
 //! operation. [`share_main_arena`] puts the threads a process starts afterwards on its main

@@ -46,8 +46,9 @@ pub use candle_core::{DType, Device};
 /// - element-wise operations on large tensors run on the calling thread rather than in
 ///   candle's own process-wide pool of spinning threads (`CANDLE_NUM_THREADS=1`), unless the
 ///   environment sets `CANDLE_NUM_THREADS`. That pool sits beside the caller's threads, so
-///   on a small machine it oversubscribes the cores (on 2 cores the engine is 2-8% faster
-///   without it, 4 runs each way), and its threads would escape the priority of a caller's pool.
+///   on a small machine it oversubscribes the cores (the engine is faster without it there:
+///   bench/results/README.md, "Engine figures behind the code"), and its threads would escape
+///   the priority of a caller's pool.
 pub fn set_cpu_threads(threads: Option<usize>) {
     if let Some(n) = threads {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());

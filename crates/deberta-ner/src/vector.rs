@@ -11,8 +11,8 @@
 //!   the split of the query/key/value projection into heads;
 //! - the attention softmax's exponentials ([`exp_sum`], with [`exp`]: reduction by powers of two
 //!   and a degree-7 polynomial, within 2 ulp of f64 `exp` over the softmax's range): the scalar
-//!   `expf` does not vectorise and took a quarter of the softmax at 512-token windows (a pass of
-//!   4 x 512 tokens of a base-sized model: 3.79 s with it, 3.57 s with this, 2-core machine).
+//!   `expf` does not vectorise and took a quarter of the softmax at 512-token windows
+//!   (bench/results/README.md, "Engine figures behind the code").
 
 /// Which compiled copy runs.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]

@@ -2,8 +2,9 @@
 //!
 //! candle's matmul (the gemm crate) packs the weight on every call and spreads each product
 //! over the threads; at the short sequences of clinical notes (a batch of one 26-token note is
-//! a 26 x 768 by 768 x 3072 product) that overhead was most of the time: a base model ran at
-//! 36 GMAC/s at batch 1 against 90 at batch 8. Here the weight is packed once, `[ceil(n / 16)]
+//! a 26 x 768 by 768 x 3072 product) that overhead was most of the time (a base model ran at
+//! well under half its batch-8 rate at batch 1: bench/results/README.md, "Engine figures behind
+//! the code"). Here the weight is packed once, `[ceil(n / 16)]
 //! [k][16]`, and a tile of up to 6 rows by 64 channels keeps its 24 sums in registers over the
 //! whole of `k`, each sum accumulated in order of `k` by fused multiply-adds.
 
