@@ -217,7 +217,7 @@ fn biomed_ner_info() -> DbJsonb {
     info.insert("max_length".into(), o.max_length.into());
     info.insert("stride".into(), o.stride.into());
     info.insert("version".into(), env!("CARGO_PKG_VERSION").into());
-    info.insert("cpu_kernels".into(), deberta_ner::cpu_kernels().into());
+    info.insert("cpu_kernels".into(), biomed_ner_engine::cpu_kernels().into());
     DbJsonb(serde_json::Value::Object(info))
 }
 

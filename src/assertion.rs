@@ -103,7 +103,7 @@ fn assert_entities(note: &Utf8Note, json: &str) -> Result<String, String> {
         }
         spans.push(Value::Object(span));
     }
-    let asserted = deberta_ner::assertion::assert_json(&note.text, &Value::Array(spans))?;
+    let asserted = biomed_ner_engine::assertion::assert_json(&note.text, &Value::Array(spans))?;
     let asserted = asserted.as_array().expect("assert_json gives an array");
     pgrx::check_for_interrupts!();
     let mut out = String::with_capacity(json.len() + list.len() * 24);

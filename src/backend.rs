@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use biomed_ner_host::failure::panic_message;
 use biomed_ner_host::pool::{inference_pool, PoolRole};
 use biomed_ner_host::{load, memory, ModelSpec};
-use deberta_ner::{Entity, Options, Pipeline};
+use biomed_ner_engine::{Entity, Options, Pipeline};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 use crate::access;
@@ -66,14 +66,14 @@ fn interrupt_pending() -> bool {
 fn run_with<R: Send>(
     function: &'static str,
     text_bytes: usize,
-    f: impl Fn(&mut dyn FnMut() -> deberta_ner::Result<()>) -> deberta_ner::Result<R> + Sync,
-    on_error: impl Fn(deberta_ner::Error) -> R,
+    f: impl Fn(&mut dyn FnMut() -> biomed_ner_engine::Result<()>) -> biomed_ner_engine::Result<R> + Sync,
+    on_error: impl Fn(biomed_ner_engine::Error) -> R,
 ) -> R {
     let pool = pool(function);
     for _ in 0..8 {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             pool.install(|| {
-                let mut check = || if interrupt_pending() { Err(deberta_ner::Error::Cancelled) } else { Ok(()) };
+                let mut check = || if interrupt_pending() { Err(biomed_ner_engine::Error::Cancelled) } else { Ok(()) };
                 f(&mut check)
             })
         }));
@@ -84,7 +84,7 @@ fn run_with<R: Send>(
             }
             // Let PostgreSQL process the interrupt: it raises for cancel and timeouts; for
             // anything else (a config reload, say) it returns and the work starts again.
-            Ok(Err(deberta_ner::Error::Cancelled)) => {
+            Ok(Err(biomed_ner_engine::Error::Cancelled)) => {
                 pgrx::check_for_interrupts!();
             }
             Ok(Err(e)) => return on_error(e),

@@ -32,7 +32,7 @@ pub fn raise_failure(failure: &Failure, details: bool, function: &'static str) -
 }
 
 /// Raises the engine's error `e` with the matching SQLSTATE.
-pub fn raise_engine(e: deberta_ner::Error, function: &'static str) -> ! {
+pub fn raise_engine(e: biomed_ner_engine::Error, function: &'static str) -> ! {
     raise_failure(&Failure::engine(&e), true, function)
 }
 
@@ -40,6 +40,6 @@ pub fn raise_engine(e: deberta_ner::Error, function: &'static str) -> ! {
 /// `details` (a role that may not read server files) the message keeps the kind of failure and
 /// the SQLSTATE but not the paths and file content it would quote; the full message goes to
 /// the server log only.
-pub fn raise_load_error(e: deberta_ner::Error, setting: &str, details: bool, function: &'static str) -> ! {
+pub fn raise_load_error(e: biomed_ner_engine::Error, setting: &str, details: bool, function: &'static str) -> ! {
     raise_failure(&Failure::load(&e, setting), details, function)
 }

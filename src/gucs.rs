@@ -12,7 +12,7 @@
 use std::ffi::{c_char, c_void, CStr, CString};
 
 use biomed_ner_host::{CallOptions, DeviceChoice, ModelSpec};
-use deberta_ner::{Aggregation, Precision};
+use biomed_ner_engine::{Aggregation, Precision};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::{pg_sys, PostgresGucEnum};
 

@@ -1,6 +1,6 @@
 //! biomed_ner: biomedical named-entity recognition inside PostgreSQL.
 //!
-//! A thin SQL layer over the `deberta-ner` engine and the model host (`biomed_ner_host`, which
+//! A thin SQL layer over the `biomed-ner-engine` engine and the model host (`biomed_ner_host`, which
 //! has no PostgreSQL in it): settings (`gucs`), who may load what (`access`), text in the
 //! database's encoding (`encoding`), where a call runs (`route`): in the backend's own model
 //! (`backend`) or in the shared inference service (`service`); watched tables and their queue

@@ -4,8 +4,8 @@
 //! another model. Also the notes' side of a call: their lengths, NULL and empty notes, the
 //! database's characters and the assertion of each entity.
 
-use deberta_ner::assertion::Assertion;
-use deberta_ner::Entity;
+use biomed_ner_engine::assertion::Assertion;
+use biomed_ner_engine::Entity;
 use pgrx::PgSqlErrorCode;
 
 use crate::encoding::{DbJsonb, Note, Utf8Note};
@@ -148,7 +148,7 @@ pub fn annotate_notes(items: &[Option<Note>], function: &'static str) -> Vec<Opt
             let entities = results.next().expect("one result per non-empty text");
             let assertions = assertion.then(|| {
                 let spans: Vec<_> = entities.iter().map(|e| (e.start, e.end, Some(e.group.as_str()))).collect();
-                deberta_ner::assertion::assert_spans(&note.text, &spans)
+                biomed_ner_engine::assertion::assert_spans(&note.text, &spans)
             });
             Some(Annotated { entities: note.in_database_chars(entities), assertions })
         })

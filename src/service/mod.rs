@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use biomed_ner_host::protocol::{self, Request, Response, ServiceConfig};
 use biomed_ner_host::{Failure, ModelSpec, Named};
-use deberta_ner::Entity;
+use biomed_ner_engine::Entity;
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::{pg_sys, PgSqlErrorCode};
 

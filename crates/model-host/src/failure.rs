@@ -2,7 +2,7 @@
 //! model process classifies an engine error here and sends it to the backend, which raises it
 //! (the extension maps [`SqlState`] to its error code in one function).
 
-use deberta_ner::Error as E;
+use biomed_ner_engine::Error as E;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A SQLSTATE: five characters of `0-9A-Z`.

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use deberta_ner::{Device, Pipeline, Precision};
+use biomed_ner_engine::{Device, Pipeline, Precision};
 
 use crate::failure::{Failure, SqlState};
 use crate::spec::{DeviceChoice, ModelSpec};
@@ -27,11 +27,11 @@ pub fn target(spec: &ModelSpec) -> Result<Target, Failure> {
             "biomed_ner.dtype int8 runs on the CPU only, but biomed_ner.device is cuda",
             "SET biomed_ner.device = 'cpu' (or 'auto') for int8, or use biomed_ner.dtype = 'f16' or 'bf16' on the GPU.",
         )),
-        (DeviceChoice::Auto, _) => match deberta_ner::cuda_device(0) {
+        (DeviceChoice::Auto, _) => match biomed_ner_engine::cuda_device(0) {
             Ok(device) => Ok(Target { device, device_name: "cuda", precision }),
             Err(_) => cpu(),
         },
-        (DeviceChoice::Cuda, _) => match deberta_ner::cuda_device(0) {
+        (DeviceChoice::Cuda, _) => match biomed_ner_engine::cuda_device(0) {
             Ok(device) => Ok(Target { device, device_name: "cuda", precision }),
             Err(e) => Err(Failure::new(
                 SqlState::FEATURE_NOT_SUPPORTED,
@@ -44,9 +44,9 @@ pub fn target(spec: &ModelSpec) -> Result<Target, Failure> {
 
 /// The model of `folder`, or the bundled model for `None`, on `target`. From the first model a
 /// process loads, malloc keeps the engine's large buffers for reuse rather than mapping them
-/// afresh at each operation ([`deberta_ner::tune_allocator`]; README, "Memory allocation").
-pub fn pipeline(folder: Option<&Path>, target: &Target) -> deberta_ner::Result<Pipeline> {
-    deberta_ner::tune_allocator();
+/// afresh at each operation ([`biomed_ner_engine::tune_allocator`]; README, "Memory allocation").
+pub fn pipeline(folder: Option<&Path>, target: &Target) -> biomed_ner_engine::Result<Pipeline> {
+    biomed_ner_engine::tune_allocator();
     match folder {
         None => bundled(target.precision, &target.device),
         Some(folder) => Pipeline::load(folder, target.precision, &target.device),
@@ -54,13 +54,13 @@ pub fn pipeline(folder: Option<&Path>, target: &Target) -> deberta_ner::Result<P
 }
 
 #[cfg(feature = "bundled-model")]
-fn bundled(precision: Precision, device: &Device) -> deberta_ner::Result<Pipeline> {
-    deberta_ner::bundled::load(precision, device)
+fn bundled(precision: Precision, device: &Device) -> biomed_ner_engine::Result<Pipeline> {
+    biomed_ner_engine::bundled::load(precision, device)
 }
 
 #[cfg(not(feature = "bundled-model"))]
-fn bundled(_: Precision, _: &Device) -> deberta_ner::Result<Pipeline> {
-    Err(deberta_ner::Error::ModelNotFound { path: "(bundled model: this build has none)".into() })
+fn bundled(_: Precision, _: &Device) -> biomed_ner_engine::Result<Pipeline> {
+    Err(biomed_ner_engine::Error::ModelNotFound { path: "(bundled model: this build has none)".into() })
 }
 
 /// What `biomed_ner_info()` says of a loaded model, in backend and service mode alike.

@@ -23,10 +23,10 @@ pub enum PoolRole {
 /// its own.
 pub fn inference_pool(threads: usize, role: PoolRole) -> Result<ThreadPool, Failure> {
     if !matches!(role, PoolRole::ServiceBackground { .. }) {
-        deberta_ner::set_cpu_threads(Some(threads));
+        biomed_ner_engine::set_cpu_threads(Some(threads));
     }
     if let PoolRole::Backend { .. } = role {
-        deberta_ner::share_main_arena();
+        biomed_ner_engine::share_main_arena();
     }
     let builder = rayon::ThreadPoolBuilder::new().num_threads(threads);
     let built = match role {

@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 
-use deberta_ner::Entity;
+use biomed_ner_engine::Entity;
 use serde::{Deserialize, Serialize};
 
 use crate::failure::Failure;

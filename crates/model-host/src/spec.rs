@@ -1,6 +1,6 @@
 //! What a model and a call are, as the settings choose them and the socket carries them.
 
-use deberta_ner::{Aggregation, Options, Precision};
+use biomed_ner_engine::{Aggregation, Options, Precision};
 use serde::{Deserialize, Serialize};
 
 /// A setting's values, each with its one name: named on the wire as in SQL, and an unknown

@@ -156,7 +156,7 @@ impl Service {
         let abandoned = || batch.iter().all(|j| j.abandoned.load(Ordering::Relaxed));
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             pool.unwrap_or(&loaded.pool).install(|| {
-                let mut check = || if abandoned() { Err(deberta_ner::Error::Cancelled) } else { Ok(()) };
+                let mut check = || if abandoned() { Err(biomed_ner_engine::Error::Cancelled) } else { Ok(()) };
                 loaded.pipeline.annotate(&texts, &opts, &mut check)
             })
         }));
@@ -176,7 +176,7 @@ impl Service {
                     let _ = job.reply.send(Response::Entities { entities: mine });
                 }
             }
-            Ok(Err(deberta_ner::Error::Cancelled)) => {}
+            Ok(Err(biomed_ner_engine::Error::Cancelled)) => {}
             // One request's error must not fail the others batched with it: serve them alone.
             _ if batch.len() > 1 => {
                 for job in batch {
@@ -204,7 +204,7 @@ impl Service {
 /// One short note through the model, so that the first caller does not pay for the first
 /// touch of the weights and the threads' start.
 fn warm_up(loaded: &Loaded) {
-    let opts = deberta_ner::Options::default();
+    let opts = biomed_ner_engine::Options::default();
     let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
         loaded.pool.install(|| loaded.pipeline.annotate(&["Fever and cough for three days."], &opts, &mut || Ok(())))
     }));

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use deberta_ner::Pipeline;
+use biomed_ner_engine::Pipeline;
 
 use crate::failure::{panic_message, Failure, SqlState};
 use crate::protocol::{read_frame, write_frame, Request, Response, ServiceConfig, WorkerMeta};

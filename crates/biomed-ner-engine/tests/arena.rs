@@ -33,9 +33,9 @@ fn main() {
         .status()
         .unwrap();
     assert!(control.success(), "without share_main_arena a new thread should have an arena of its own");
-    assert!(deberta_ner::share_main_arena());
+    assert!(biomed_ner_engine::share_main_arena());
     assert!(new_thread_allocates_below_break(), "a thread started after share_main_arena allocated outside the main arena");
-    assert!(deberta_ner::share_main_arena(), "a second call answers as the first");
+    assert!(biomed_ner_engine::share_main_arena(), "a second call answers as the first");
     println!("arena: ok");
 }
 

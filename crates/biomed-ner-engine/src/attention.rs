@@ -200,7 +200,7 @@ mod cuda {
     use super::{AttentionPlan, CudaKernel as Kernel, DisentangledSoftmax, CUDA_WARP_MAX_LEN as WARP_MAX_LEN};
 
     const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/attention.ptx"));
-    const MODULE: &str = "deberta_ner_attention";
+    const MODULE: &str = "biomed_ner_engine_attention";
     /// Threads per block of the block-per-row kernel.
     const THREADS: u32 = 128;
     /// Rows (warps) per block of the warp-per-row kernel.

@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use deberta_ner::assertion::{assert_json, assert_spans};
-use deberta_ner::{Aggregation, Device, Options, Pipeline, Precision};
+use biomed_ner_engine::assertion::{assert_json, assert_spans};
+use biomed_ner_engine::{Aggregation, Device, Options, Pipeline, Precision};
 use proptest::prelude::*;
 use serde_json::json;
 

@@ -422,7 +422,7 @@ mod tests {
         }
     }
 
-    /// Not a test: `cargo test --release -p deberta-ner int8_speed -- --ignored --nocapture`.
+    /// Not a test: `cargo test --release -p biomed-ner-engine int8_speed -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn int8_speed() {

@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_missing_file_and_folder() {
-        let tmp = std::env::temp_dir().join(format!("deberta-ner-md-{}", std::process::id()));
+        let tmp = std::env::temp_dir().join(format!("biomed-ner-engine-md-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         let e = ModelFiles::locate(&tmp).unwrap_err().to_string();
         assert!(e.contains("does not exist") && e.contains(tmp.to_str().unwrap()), "{e}");
@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn a_link_loop_is_not_reported_as_missing() {
-        let tmp = std::env::temp_dir().join(format!("deberta-ner-loop-{}", std::process::id()));
+        let tmp = std::env::temp_dir().join(format!("biomed-ner-engine-loop-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).unwrap();
         std::os::unix::fs::symlink(tmp.join("b"), tmp.join("a")).unwrap();
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn resolves_hub_cache_snapshots() {
-        let tmp = std::env::temp_dir().join(format!("deberta-ner-hub-{}", std::process::id()));
+        let tmp = std::env::temp_dir().join(format!("biomed-ner-engine-hub-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         let snap = tmp.join("models--venkatd--BIOMed_NER/snapshots/abc123");
         for f in ["config.json", "tokenizer.json", "model.safetensors"] {

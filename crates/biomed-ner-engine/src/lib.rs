@@ -3,10 +3,10 @@
 //! `token-classification` pipeline from the same weights, with code-point offsets.
 //!
 //! ```no_run
-//! use deberta_ner::{Pipeline, Options};
-//! let p = Pipeline::load("model-dir".as_ref(), deberta_ner::Precision::F32, &candle_core::Device::Cpu)?;
+//! use biomed_ner_engine::{Pipeline, Options};
+//! let p = Pipeline::load("model-dir".as_ref(), biomed_ner_engine::Precision::F32, &candle_core::Device::Cpu)?;
 //! let entities = p.annotate(&["Aspirin 81 mg daily."], &Options::default(), &mut || Ok(()))?;
-//! # Ok::<(), deberta_ner::Error>(())
+//! # Ok::<(), biomed_ner_engine::Error>(())
 //! ```
 
 pub mod aggregate;

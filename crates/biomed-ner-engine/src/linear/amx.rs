@@ -377,7 +377,7 @@ mod tests {
         assert!(l.forward_on(&x, rows, Epilogue::None, Kernel::Amx) == l.forward_on(&x, rows, Epilogue::None, reference_kernel()));
     }
 
-    /// Not a test: `cargo test --release -p deberta-ner amx_speed -- --ignored --nocapture`.
+    /// Not a test: `cargo test --release -p biomed-ner-engine amx_speed -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn amx_speed() {

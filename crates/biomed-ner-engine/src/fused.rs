@@ -247,7 +247,7 @@ mod cuda {
     use crate::error::Result;
 
     const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/layer.ptx"));
-    const MODULE: &str = "deberta_ner_layer";
+    const MODULE: &str = "biomed_ner_engine_layer";
     const THREADS: u32 = 256;
 
     fn view<'a, T: CudaDType + DeviceRepr>(s: &'a CudaStorage, l: &Layout) -> candle_core::Result<CudaView<'a, T>> {

@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use deberta_ner::model_dir::{ModelFiles, TokenizerFile};
-use deberta_ner::sentencepiece::proto::{Message, ModelProto};
-use deberta_ner::sentencepiece::{from_sentencepiece, Family};
+use biomed_ner_engine::model_dir::{ModelFiles, TokenizerFile};
+use biomed_ner_engine::sentencepiece::proto::{Message, ModelProto};
+use biomed_ner_engine::sentencepiece::{from_sentencepiece, Family};
 use proptest::prelude::*;
 use tokenizers::Tokenizer;
 
@@ -123,7 +123,7 @@ fn a_folder_without_tokenizer_json_uses_its_sentencepiece_model() {
 }
 
 fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("deberta-ner-spm-{test}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("biomed-ner-engine-spm-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

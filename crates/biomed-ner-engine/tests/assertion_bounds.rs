@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use deberta_ner::assertion::{assert_spans, Assertion};
+use biomed_ner_engine::assertion::{assert_spans, Assertion};
 
 struct Counting;
 

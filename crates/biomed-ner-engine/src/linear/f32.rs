@@ -143,7 +143,7 @@ mod tests {
         }
     }
 
-    /// Not a test: `cargo test --release -p deberta-ner f32_speed -- --ignored --nocapture`.
+    /// Not a test: `cargo test --release -p biomed-ner-engine f32_speed -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn f32_speed() {

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use deberta_ner::{Aggregation, Device, Entity, Options, Pipeline, Precision};
+use biomed_ner_engine::{Aggregation, Device, Entity, Options, Pipeline, Precision};
 use serde_json::Value;
 
 const MODELS: [&str; 11] = [
@@ -200,12 +200,12 @@ fn cancellation_stops_between_batches() {
     let r = p.annotate(&texts, &Options { batch_size: 2, ..Options::default() }, &mut || {
         calls += 1;
         if calls == 23 {
-            Err(deberta_ner::Error::Cancelled)
+            Err(biomed_ner_engine::Error::Cancelled)
         } else {
             Ok(())
         }
     });
-    assert!(matches!(r, Err(deberta_ner::Error::Cancelled)));
+    assert!(matches!(r, Err(biomed_ner_engine::Error::Cancelled)));
     // Checked for each of the 20 texts encoded, then before each batch and each of the
     // model's 2 layers: the 23rd check is the first batch's second layer.
     assert_eq!(calls, 23);
@@ -252,8 +252,8 @@ fn half_precision_agrees_with_f32() {
 #[cfg(feature = "bundled-model")]
 #[test]
 fn int8_keeps_the_bundled_models_entities() {
-    let p32 = deberta_ner::bundled::load(Precision::F32, &Device::Cpu).unwrap();
-    let p8 = deberta_ner::bundled::load(Precision::Int8, &Device::Cpu).unwrap();
+    let p32 = biomed_ner_engine::bundled::load(Precision::F32, &Device::Cpu).unwrap();
+    let p8 = biomed_ner_engine::bundled::load(Precision::Int8, &Device::Cpu).unwrap();
     let cases = cases("v3_base_like");
     let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().unwrap()).collect();
     let e32 = p32.annotate(&texts, &Options::default(), &mut || Ok(())).unwrap();
@@ -283,7 +283,7 @@ fn pytorch_bin_weights_load_like_safetensors() {
 /// A new temporary model folder holding `files` of the v3_base_like fixture; the test writes
 /// the rest and removes it.
 fn scratch_model(test: &str, files: &[&str]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("deberta-ner-{test}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("biomed-ner-engine-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let src = fixtures().join("models/v3_base_like");
@@ -337,7 +337,7 @@ fn memory_budget_cuts_batches_and_refuses_windows_over_it() {
     let long = "fever and cough ".repeat(400);
     let opts = Options { max_length: 4096, max_pass_bytes: 64 << 20, ..Options::default() };
     let err = p.annotate(&[long.as_str()], &opts, &mut || Ok(())).unwrap_err();
-    assert!(matches!(err, deberta_ner::Error::ResourceLimit(_)), "{err}");
+    assert!(matches!(err, biomed_ner_engine::Error::ResourceLimit(_)), "{err}");
     assert!(err.to_string().contains("over the budget of 64 MB"), "{err}");
 }
 
