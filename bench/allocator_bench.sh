@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # glibc malloc's defaults against the settings the engine makes when it loads a model
-# (deberta_ner::tune_allocator: no mapping of its own per buffer, trim threshold 128 MB), side by side in
+# (biomed_ner_engine::tune_allocator: no mapping of its own per buffer, trim threshold 128 MB), side by side in
 # one run on one machine, the same model (bench/make_base_model.py) on both sides, the two
 # sides alternated ROUNDS times:
 #   cli:      `biomed-ner bench` forward passes (batch x tokens: 1x32, 8x128, 2x512, 8x512),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One malloc arena per backend (what a backend sets before its inference threads start,
-# deberta_ner::share_main_arena) against an arena per thread (glibc's default, up to 8 per
+# biomed_ner_engine::share_main_arena) against an arena per thread (glibc's default, up to 8 per
 # core), side by side in one run on one machine, the same model (bench/make_base_model.py),
 # the two sides alternated ROUNDS times. Each round of a side runs the per-backend part of
 # bench/service_bench.sh (CLIENTS sessions, 240 short sentences, SELECT and INSERT with the

@@ -14,20 +14,12 @@
 //!   which go to the server log only.
 
 use std::ffi::CStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use biomed_ner_host::model_path::{find_in_roots, is_model_name};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use crate::error::{raise, Failure};
-use crate::gucs;
-
-/// Whether `value` is a model name: one path component of letters, digits, `.`, `_` and `-`,
-/// not starting with `.`.
-pub fn is_model_name(value: &str) -> bool {
-    let mut chars = value.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
+use crate::error::{raise, raise_failure};
 
 /// Whether the current user may read any file of the server.
 pub fn may_read_server_files() -> bool {
@@ -84,14 +76,16 @@ fn not_allowed(function: &'static str) -> ! {
     )
 }
 
-/// Resolves `biomed_ner.model` (`value`) for the current user, refusing what it may not read.
-pub fn resolve(value: &str, function: &'static str) -> ModelSource {
+/// Resolves `biomed_ner.model` (`value`) for the current user, refusing what it may not read;
+/// a name is looked up in `model_path` (`biomed_ner.model_path`).
+pub fn resolve(value: &str, model_path: &[String], function: &'static str) -> ModelSource {
     let privileged = may_read_server_files();
     if value.is_empty() {
         return ModelSource { folder: None, details: true };
     }
     if is_model_name(value) {
-        return ModelSource { folder: Some(find_in_model_path(value, function)), details: privileged };
+        let folder = find_in_roots(value, model_path).unwrap_or_else(|f| raise_failure(&f, true, function));
+        return ModelSource { folder: Some(folder), details: privileged };
     }
     if privileged {
         return ModelSource { folder: Some(PathBuf::from(value)), details: true };
@@ -101,46 +95,4 @@ pub fn resolve(value: &str, function: &'static str) -> ModelSource {
         return ModelSource { folder: Some(PathBuf::from(value)), details: false };
     }
     not_allowed(function)
-}
-
-/// The folder `name` in the first folder of `biomed_ner.model_path` that has it.
-fn find_in_model_path(name: &str, function: &'static str) -> PathBuf {
-    find_in_roots(name, &gucs::model_path()).unwrap_or_else(|f| f.raise(true, function))
-}
-
-/// The folder `name` in the first of `roots` that has it, refusing one that leads out of its
-/// root. Plain file-system work, also done by the inference service.
-pub fn find_in_roots(name: &str, roots: &[String]) -> Result<PathBuf, Failure> {
-    if roots.is_empty() {
-        return Err(Failure::new(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
-            format!("biomed_ner.model is the name \"{name}\", but biomed_ner.model_path lists no folders"),
-            "An administrator sets biomed_ner.model_path (postgresql.conf or ALTER SYSTEM) to the folders that hold models; \
-             a superuser can also set biomed_ner.model to a folder.",
-        ));
-    }
-    for root in roots {
-        let candidate = Path::new(root).join(name);
-        if std::fs::symlink_metadata(&candidate).is_err() {
-            continue;
-        }
-        // The folder itself, with every link resolved, must lie inside the root.
-        let inside = match (std::fs::canonicalize(root), std::fs::canonicalize(&candidate)) {
-            (Ok(r), Ok(c)) => c.starts_with(&r) && c != r,
-            _ => false,
-        };
-        if !inside {
-            return Err(Failure::new(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("model \"{name}\" leads out of biomed_ner.model_path"),
-                "A model of biomed_ner.model_path must be a folder inside it, not a link to elsewhere.",
-            ));
-        }
-        return Ok(candidate);
-    }
-    Err(Failure::new(
-        PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
-        format!("no model named \"{name}\" in biomed_ner.model_path"),
-        "SHOW biomed_ner.model_path lists the folders searched; ask an administrator to put the model there.",
-    ))
 }

@@ -7,7 +7,7 @@ use pgrx::prelude::*;
 use pgrx::spi::Spi;
 use pgrx::PgSqlErrorCode;
 
-use crate::backend;
+use crate::{backend, route};
 use crate::encoding::{DbJsonb, DbText, Note};
 use crate::error::raise;
 use crate::gucs;
@@ -17,7 +17,7 @@ use crate::gucs;
 /// characters. NULL gives NULL, `''` gives `[]`.
 #[pg_extern(stable, parallel_safe, strict, name = "biomed_ner")]
 fn biomed_ner(note: Note) -> DbJsonb {
-    backend::annotate_nullable(&[Some(note)], "biomed_ner").remove(0).expect("a text gives entities")
+    route::annotate_nullable(&[Some(note)], "biomed_ner").remove(0).expect("a text gives entities")
 }
 
 /// Entities of many notes in one batched call: one jsonb per element, in order; NULL
@@ -25,7 +25,7 @@ fn biomed_ner(note: Note) -> DbJsonb {
 #[pg_extern(stable, parallel_safe, strict, name = "biomed_ner")]
 fn biomed_ner_array(notes: Array<Note>) -> Vec<Option<DbJsonb>> {
     let items: Vec<Option<Note>> = notes.iter().collect();
-    backend::annotate_nullable(&items, "biomed_ner")
+    route::annotate_nullable(&items, "biomed_ner")
 }
 
 /// One row per entity of a note, for LATERAL joins and materialized views. `start_pos` and
@@ -46,7 +46,7 @@ fn biomed_ner_entities(
         name!(assertion, Option<DbText>),
     ),
 > {
-    let annotated = backend::annotate_notes(&[Some(note)], "biomed_ner_entities").remove(0).expect("a text gives entities");
+    let annotated = route::annotate_notes(&[Some(note)], "biomed_ner_entities").remove(0).expect("a text gives entities");
     let assertions = annotated.assertions.into_iter().flatten().map(|a| Some(DbText(a.as_str().into()))).chain(std::iter::repeat_with(|| None));
     TableIterator::new(
         annotated
@@ -195,7 +195,7 @@ impl Bulk {
             rows
         });
         let texts: Vec<Option<Note>> = rows.iter().map(|(_, t)| t.as_deref().map(Note)).collect();
-        let entities = backend::annotate_nullable(&texts, BULK);
+        let entities = route::annotate_nullable(&texts, BULK);
         self.buffer.extend(rows.iter().map(|(id, _)| *id).zip(entities));
         if let Some(run) = &self.progress {
             run.advance(rows.len());
@@ -231,11 +231,11 @@ impl Iterator for Bulk {
 fn biomed_ner_info() -> DbJsonb {
     const INFO: &str = "biomed_ner_info";
     let o = backend::options();
-    let mut info = match crate::service::serving_model(INFO) {
+    let mut info = match crate::route::serving_model(INFO) {
         Some(facts) => facts,
         None => {
             let m = backend::model(INFO);
-            let mut facts = backend::model_facts(&m.pipeline);
+            let mut facts = biomed_ner_host::load::model_facts(&m.pipeline);
             facts.insert("execution".into(), "backend".into());
             facts.insert("device".into(), m.device_name.into());
             facts.insert("threads".into(), gucs::threads().into());
@@ -251,7 +251,7 @@ fn biomed_ner_info() -> DbJsonb {
     info.insert("max_length".into(), o.max_length.into());
     info.insert("stride".into(), o.stride.into());
     info.insert("version".into(), env!("CARGO_PKG_VERSION").into());
-    info.insert("cpu_kernels".into(), deberta_ner::cpu_kernels().into());
+    info.insert("cpu_kernels".into(), biomed_ner_engine::cpu_kernels().into());
     DbJsonb(serde_json::Value::Object(info))
 }
 

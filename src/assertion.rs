@@ -35,7 +35,7 @@ pub(crate) const MAX_ENTITIES: usize = 100_000;
 #[pg_extern(stable, parallel_safe, strict)]
 fn biomed_ner_assert(note: Note, entities: JsonbArg) -> DbJsonbText {
     let note = note.to_utf8(FUNCTION);
-    crate::backend::check_length(&note.text, FUNCTION);
+    crate::route::check_length(&note.text, FUNCTION);
     let json = Note(entities.0).to_utf8_as("the entities' text", FUNCTION);
     match assert_entities(&note, &json.text) {
         Ok(out) => DbJsonbText(out),
@@ -102,7 +102,7 @@ fn assert_entities(note: &Utf8Note, json: &str) -> Result<String, String> {
         }
         spans.push(Value::Object(span));
     }
-    let asserted = deberta_ner::assertion::assert_json(&note.text, &Value::Array(spans))?;
+    let asserted = biomed_ner_engine::assertion::assert_json(&note.text, &Value::Array(spans))?;
     let asserted = asserted.as_array().expect("assert_json gives an array");
     pgrx::check_for_interrupts!();
     let mut out = String::with_capacity(json.len() + list.len() * 24);

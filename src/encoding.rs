@@ -18,7 +18,7 @@ use pgrx::nullable::Nullable;
 use pgrx::pgrx_sql_entity_graph::metadata::{
     ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
 };
-use deberta_ner::Entity;
+use biomed_ner_engine::Entity;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 use crate::error::raise;

@@ -11,8 +11,13 @@
 
 use std::ffi::{c_char, c_void, CStr, CString};
 
+use biomed_ner_host::{CallOptions, DeviceChoice, ModelSpec};
+use biomed_ner_engine::{Aggregation, Precision};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
-use pgrx::PostgresGucEnum;
+use pgrx::{pg_sys, PostgresGucEnum};
+
+// The enumerated settings' values are declared for PostgreSQL here (pgrx derives their
+// tables); each maps onto the host's or the engine's one type below, whose names match.
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum DeviceSetting {
@@ -102,11 +107,10 @@ unsafe extern "C-unwind" fn check_model(
     _extra: *mut *mut c_void,
     source: pgrx::pg_sys::GucSource::Type,
 ) -> bool {
-    use pgrx::pg_sys;
     // Safety: PostgreSQL passes a valid pointer to a NUL-terminated string (or NULL).
     let value = unsafe { (*newval).as_ref().map(|p| CStr::from_ptr(p).to_string_lossy().trim().to_string()) };
     let value = value.unwrap_or_default();
-    if value.is_empty() || crate::access::is_model_name(&value) || source <= pg_sys::GucSource::PGC_S_ARGV {
+    if value.is_empty() || biomed_ner_host::model_path::is_model_name(&value) || source <= pg_sys::GucSource::PGC_S_ARGV {
         return true;
     }
     let allowed = if LOADING.load(std::sync::atomic::Ordering::Relaxed) {
@@ -340,12 +344,25 @@ pub fn model() -> String {
     MODEL.get().map(|c| c.to_string_lossy().trim().to_string()).unwrap_or_default()
 }
 
-pub fn device() -> DeviceSetting {
-    DEVICE.get()
+/// The model the settings ask for: `model`, `device`, `dtype` and `threads`.
+pub fn spec() -> ModelSpec {
+    let device = match DEVICE.get() {
+        DeviceSetting::Cpu => DeviceChoice::Cpu,
+        DeviceSetting::Cuda => DeviceChoice::Cuda,
+        DeviceSetting::Auto => DeviceChoice::Auto,
+    };
+    let precision = match DTYPE.get() {
+        DtypeSetting::F32 => Precision::F32,
+        DtypeSetting::F16 => Precision::F16,
+        DtypeSetting::Bf16 => Precision::BF16,
+        DtypeSetting::Int8 => Precision::Int8,
+    };
+    ModelSpec { model: model(), device, precision, threads: threads() }
 }
 
-pub fn dtype() -> DtypeSetting {
-    DTYPE.get()
+/// The per-call options: `aggregation`, `max_length` and `stride`.
+pub fn call_options() -> CallOptions {
+    CallOptions { aggregation: aggregation(), max_length: max_length(), stride: stride() }
 }
 
 /// `biomed_ner.assertion`: whether entities carry their assertion.
@@ -353,8 +370,8 @@ pub fn assertion() -> bool {
     ASSERTION.get()
 }
 
-pub fn aggregation() -> deberta_ner::Aggregation {
-    use deberta_ner::Aggregation as A;
+fn aggregation() -> Aggregation {
+    use Aggregation as A;
     match AGGREGATION.get() {
         AggregationSetting::None => A::None,
         AggregationSetting::Simple => A::Simple,
@@ -416,58 +433,6 @@ pub fn workers() -> usize {
     WORKERS.get().max(1) as usize
 }
 
-/// `biomed_ner.device` as its setting names it.
-pub fn device_name() -> &'static str {
-    DEVICE.get().name()
-}
-
-/// `biomed_ner.dtype` as its setting names it.
-pub fn dtype_name() -> &'static str {
-    DTYPE.get().name()
-}
-
-/// The name of `value` in a setting's table of (value, name); the first entry is the default.
-fn name_in<T: Copy + PartialEq>(names: &[(T, &'static str)], value: T) -> &'static str {
-    names.iter().find(|(v, _)| *v == value).unwrap_or(&names[0]).1
-}
-
-/// The value `name` names in a setting's table of (value, name); the first entry for anything else.
-fn value_in<T: Copy>(names: &[(T, &'static str)], name: &str) -> T {
-    names.iter().find(|(_, n)| *n == name).unwrap_or(&names[0]).0
-}
-
-impl DeviceSetting {
-    const NAMES: [(DeviceSetting, &'static str); 3] =
-        [(DeviceSetting::Cpu, "cpu"), (DeviceSetting::Cuda, "cuda"), (DeviceSetting::Auto, "auto")];
-
-    pub fn name(self) -> &'static str {
-        name_in(&Self::NAMES, self)
-    }
-
-    /// The setting `name` names (as [`DeviceSetting::name`] writes it); cpu for anything else.
-    pub fn from_name(name: &str) -> Self {
-        value_in(&Self::NAMES, name)
-    }
-}
-
-impl DtypeSetting {
-    const NAMES: [(DtypeSetting, &'static str); 4] = [
-        (DtypeSetting::F32, "f32"),
-        (DtypeSetting::F16, "f16"),
-        (DtypeSetting::Bf16, "bf16"),
-        (DtypeSetting::Int8, "int8"),
-    ];
-
-    pub fn name(self) -> &'static str {
-        name_in(&Self::NAMES, self)
-    }
-
-    /// The setting `name` names (as [`DtypeSetting::name`] writes it); f32 for anything else.
-    pub fn from_name(name: &str) -> Self {
-        value_in(&Self::NAMES, name)
-    }
-}
-
 /// `biomed_ner.queue_databases`, its names in order, without duplicates.
 pub fn queue_databases() -> Vec<String> {
     let value = QUEUE_DATABASES.get().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
@@ -495,4 +460,15 @@ pub fn queue_batch_timeout_ms() -> i32 {
 
 pub fn queue_nice() -> i32 {
     QUEUE_NICE.get().clamp(0, 19)
+}
+
+/// Reloads the server's configuration file when a SIGHUP came since the last look (the
+/// documented way for a background worker); true when it did.
+pub fn reload_on_sighup() -> bool {
+    if !pgrx::bgworkers::BackgroundWorker::sighup_received() {
+        return false;
+    }
+    // Safety: called from a background worker's main loop, outside any transaction.
+    unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+    true
 }

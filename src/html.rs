@@ -23,7 +23,7 @@ const FUNCTION: &str = "biomed_ner_html";
 /// `biomed_ner.assertion` on, `data-assertion`; the text HTML-escaped.
 #[pg_extern(stable, parallel_safe, strict, name = "biomed_ner_html")]
 fn biomed_ner_html(note: Note) -> DbText {
-    let annotated = crate::backend::annotate_notes(&[Some(note)], FUNCTION).remove(0).expect("a text gives entities");
+    let annotated = crate::route::annotate_notes(&[Some(note)], FUNCTION).remove(0).expect("a text gives entities");
     let utf8 = note.to_utf8(FUNCTION);
     let entities = annotated.entities.iter().enumerate().map(|(i, e)| {
         let mut o = Map::new();
@@ -45,7 +45,7 @@ fn biomed_ner_html(note: Note) -> DbText {
 #[pg_extern(stable, parallel_safe, strict, name = "biomed_ner_html")]
 fn biomed_ner_html_given(note: Note, entities: JsonbArg) -> DbText {
     let utf8 = note.to_utf8(FUNCTION);
-    crate::backend::check_length(&utf8.text, FUNCTION);
+    crate::route::check_length(&utf8.text, FUNCTION);
     let json = Note(entities.0).to_utf8_as("the entities' text", FUNCTION);
     match given(&utf8, &json.text) {
         Ok(entities) => render(&utf8.text, &entities),
@@ -76,7 +76,7 @@ fn html_bound(text: &str, entities: &Value) -> usize {
             .map(|e| 400 + 18 * shown(e.get("entity_group")).max(shown(e.get("entity"))) + 12 * shown(e.get("assertion")))
             .sum()
     });
-    deberta_ner::html::style().len() + 200 + 6 * text.len() + marks
+    biomed_ner_engine::html::style().len() + 200 + 6 * text.len() + marks
 }
 
 fn render(text: &str, entities: &Value) -> DbText {
@@ -89,7 +89,7 @@ fn render(text: &str, entities: &Value) -> DbText {
             FUNCTION,
         );
     }
-    match deberta_ner::html::fragment(text, entities) {
+    match biomed_ner_engine::html::fragment(text, entities) {
         Ok(html) => DbText(html),
         Err(why) => bad_entities(why),
     }

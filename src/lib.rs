@@ -1,15 +1,18 @@
 //! biomed_ner: biomedical named-entity recognition inside PostgreSQL.
 //!
-//! A thin SQL layer over the `deberta-ner` engine: settings (`gucs`), who may load what
-//! (`access`), text in the database's encoding (`encoding`), the backend's model and threads
-//! (`backend`), the shared inference service (`service`), watched tables and their queue
-//! (`queue`), SQL functions (`api`), the trigger (`trigger`), progress of long runs (`progress`) and error mapping (`error`).
+//! A thin SQL layer over the `biomed-ner-engine` engine and the model host (`biomed_ner_host`, which
+//! has no PostgreSQL in it): settings (`gucs`), who may load what (`access`), text in the
+//! database's encoding (`encoding`), where a call runs (`route`): in the backend's own model
+//! (`backend`) or in the shared inference service (`service`); watched tables and their queue
+//! (`queue`), SQL functions (`api`, `html`), the trigger (`trigger`), progress of long runs (`progress`)
+//! and error mapping (`error`).
 
 use pgrx::prelude::*;
 
 mod access;
 mod api;
 mod assertion;
+mod background;
 mod backend;
 mod encoding;
 mod error;
@@ -17,6 +20,7 @@ mod gucs;
 mod html;
 mod progress;
 mod queue;
+mod route;
 mod service;
 mod spi_read;
 mod trigger;

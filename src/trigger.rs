@@ -4,7 +4,6 @@
 use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, WhoAllocated};
 
-use crate::backend;
 use crate::encoding::Note;
 use crate::error::raise;
 
@@ -54,7 +53,7 @@ fn biomed_ner_annotate<'a>(
     };
     let mut new = new.into_owned();
     let text: Option<Note> = new.get_by_name(text_col).unwrap_or_else(|e| bad_usage(e.to_string(), usage));
-    let entities = backend::annotate_nullable(&[text], FUNCTION).remove(0);
+    let entities = crate::route::annotate_nullable(&[text], FUNCTION).remove(0);
     new.set_by_name(json_col, entities).unwrap_or_else(|e| bad_usage(e.to_string(), usage));
     Ok(Some(new))
 }

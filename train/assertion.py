@@ -14,7 +14,7 @@ the reports of train and dev (folds by report); the test split is never read.
             --split-file data/maccrobat/SPLIT.tsv --split $s >/dev/null
     done
     python3 train/assertion.py /tmp/assertion-train.jsonl /tmp/assertion-dev.jsonl \\
-        crates/deberta-ner/src/assertion_model.json
+        crates/biomed-ner-engine/src/assertion_model.json
 
 Needs numpy. Deterministic (full-batch Adam from zero, folds by a fixed order of reports).
 """

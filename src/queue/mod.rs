@@ -4,8 +4,9 @@
 //! pending while its jsonb column is NULL and its text is not. A partial index on the primary
 //! key over exactly those rows finds them in key order; a trigger on UPDATE of the text column
 //! sets the jsonb column of the new version to NULL ([`invalidate`]). So an insert writes nothing
-//! more than it did (a second row per insert, the first design, cost about 20% of the insert
-//! rate; one more entry in a small partial index costs about 1%), the queue is as durable and
+//! more than it did (a second row per insert, the first design, cost a large share of the insert
+//! rate; one more entry in a small partial index costs little: bench/results/README.md,
+//! "Watched tables: why the table is its own queue"), the queue is as durable and
 //! transactional as the table, and existing NULL rows are pending at once (backfill). The queue
 //! is drained in batches by `_biomed_ner_drain` (`queue.sql`): it reads a batch of pending rows,
 //! annotates their text in one batched call (the shared inference service when there is one) and

@@ -127,9 +127,7 @@ pub extern "C-unwind" fn biomed_ner_queue_launcher_main(_arg: pg_sys::Datum) {
         if !BackgroundWorker::wait_latch(Some(Duration::from_secs(10))) {
             break;
         }
-        if BackgroundWorker::sighup_received() {
-            // Safety: the documented way for a background worker to reload its settings.
-            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        if gucs::reload_on_sighup() {
             wanted = gucs::queue_databases();
         }
     }
@@ -168,10 +166,8 @@ fn terminate_like_a_backend() {
 fn sleep(duration: Duration) -> bool {
     let alive = duration.is_zero() || BackgroundWorker::wait_latch(Some(duration));
     pgrx::check_for_interrupts!();
-    if BackgroundWorker::sighup_received() {
-        // Safety: the documented way for a background worker to reload its settings.
-        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-        crate::backend::set_background(gucs::queue_nice());
+    if gucs::reload_on_sighup() {
+        crate::background::set_background(gucs::queue_nice());
     }
     alive
 }
@@ -286,7 +282,7 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
         }
     }
     // Its inference is background work: at biomed_ner.queue_nice, in the service or here.
-    crate::backend::set_background(gucs::queue_nice());
+    crate::background::set_background(gucs::queue_nice());
     let mut previous: Option<Reading> = None;
     let mut last_tick = std::time::Instant::now() - CLOCK_IDLE_TICK;
     let mut busy_before = false;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use super::protocol::{read_frame, write_frame, Request, Response};
+use biomed_ner_host::protocol::{read_frame, write_frame, Request, Response};
 use super::SOCKET;
 use crate::error::raise;
 

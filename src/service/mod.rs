@@ -2,7 +2,7 @@
 //!
 //! When biomed_ner is in `shared_preload_libraries`, a background worker (the supervisor,
 //! [`supervisor`]) holds a Unix socket in the data directory and runs the model in processes
-//! of its own ([`server`]), which never call PostgreSQL, so that their crash restarts only
+//! of its own ([`biomed_ner_host::server`]), which never call PostgreSQL, so that their crash restarts only
 //! them, never the cluster. Backends send their notes over the socket ([`client`]) as
 //! [`protocol`] messages; the service merges the requests of all sessions into batches and
 //! answers each.
@@ -15,24 +15,24 @@
 //! in its own backend under `auto`, and refused under `service`. Per-call options
 //! (`aggregation`, `max_length`, `stride`) follow each session's settings.
 //!
-//! This file is the module's one entry point: registration ([`init`]), the routing of a call
-//! ([`annotate`]) and the service's state ([`status`], [`serving_model`]).
+//! This file is the module's one entry point: registration ([`init`]), a call sent to the
+//! service ([`annotate`]; whether a call goes there is [`crate::route`]'s choice) and the
+//! service's state ([`status`], [`serving_model`]).
 
 mod client;
-mod protocol;
-mod server;
 mod supervisor;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use deberta_ner::Entity;
+use biomed_ner_host::protocol::{self, Request, Response, ServiceConfig};
+use biomed_ner_host::{Failure, ModelSpec, Named};
+use biomed_ner_engine::Entity;
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-use crate::error::raise;
+use crate::error::{raise, raise_failure};
 use crate::gucs::{self, ExecutionSetting};
-use protocol::{ModelKey, Request, Response, ServiceConfig};
 
 /// The service's socket, relative to the data directory (every backend's working directory).
 /// The data directory is the server's user's alone, so only the server's processes can
@@ -60,13 +60,17 @@ pub fn init() {
         .load();
 }
 
+/// Whether the library was preloaded, so that the service runs.
+pub fn preloaded() -> bool {
+    PRELOADED.load(Ordering::Relaxed)
+}
+
 /// The service's part of the configuration, read in the supervisor (where every setting has
 /// the server's value: it belongs to no session, role or database).
 fn service_config() -> ServiceConfig {
     ServiceConfig {
-        key: session_key(),
+        spec: gucs::spec(),
         model_path: gucs::model_path(),
-        threads: gucs::threads(),
         batch_size: gucs::batch_size(),
         max_pass_bytes: gucs::max_memory_bytes(),
         batch_wait_ms: gucs::batch_wait_ms(),
@@ -75,75 +79,19 @@ fn service_config() -> ServiceConfig {
     }
 }
 
-/// The model this session's settings ask for.
-fn session_key() -> ModelKey {
-    ModelKey {
-        model: gucs::model(),
-        device: gucs::device_name().into(),
-        dtype: gucs::dtype_name().into(),
-    }
-}
-
-/// The longest window the service runs for a session.
-pub const SERVICE_MAX_LENGTH: usize = 512;
-
-/// Why this session's per-call options would make it take more than its share of the service,
-/// or `None`. The service's time is every session's: a request's cost must follow its text, not
-/// options its caller chose. Consecutive windows share `stride` tokens, so a note needs about
-/// tokens / (max_length - stride) windows: a stride near max_length multiplies them (509 of 512:
-/// about 500 times), and each window costs more the longer it is. So the service takes windows
-/// of at most [`SERVICE_MAX_LENGTH`] tokens that overlap by at most half (at most about twice the
-/// windows of no overlap); other calls run in the session's own backend (under `auto`) or are
-/// refused (under `service`).
-fn unfair_options() -> Option<String> {
-    let (max_length, stride) = (gucs::max_length(), gucs::stride());
-    if max_length > SERVICE_MAX_LENGTH {
-        Some(format!("biomed_ner.max_length is {max_length}, over the {SERVICE_MAX_LENGTH} tokens the inference service runs"))
-    } else if stride * 2 > max_length {
-        Some(format!("biomed_ner.stride is {stride}, over half of biomed_ner.max_length ({max_length})"))
-    } else {
-        None
-    }
-}
-
-/// Whether this session's calls go to the service; raises when `execution` is `service` and
-/// there is none, or when its options would take more than its share ([`unfair_options`]).
-fn use_service(function: &'static str) -> bool {
-    let preloaded = PRELOADED.load(Ordering::Relaxed);
-    let unfair = if preloaded { unfair_options() } else { None };
-    match gucs::execution() {
-        ExecutionSetting::Backend => false,
-        ExecutionSetting::Auto => preloaded && unfair.is_none(),
-        ExecutionSetting::Service if preloaded => match unfair {
-            None => true,
-            Some(why) => raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("{why}, which the shared inference service does not serve"),
-                format!(
-                    "The service shares its time among sessions: keep biomed_ner.max_length at most {SERVICE_MAX_LENGTH} and \
-                     biomed_ner.stride at most half of it, or SET biomed_ner.execution = 'auto' (or 'backend') to run \
-                     these options in this session."
-                ),
-                function,
-            ),
-        },
-        ExecutionSetting::Service => raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "biomed_ner.execution is service, but the inference service is not running",
-            "Add biomed_ner to shared_preload_libraries and restart the server, or SET biomed_ner.execution = 'auto'.",
-            function,
-        ),
-    }
-}
-
 /// Under `service`, the refusal of a session that asks for another model than the service's.
-fn other_model(service: &ModelKey, function: &'static str) -> ! {
-    let session = session_key();
+fn other_model(service: &ModelSpec, function: &'static str) -> ! {
+    let session = gucs::spec();
     raise(
         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         format!(
             "the inference service runs model \"{}\" ({}, {}), but this session asks for \"{}\" ({}, {})",
-            service.model, service.device, service.dtype, session.model, session.device, session.dtype
+            service.model,
+            service.device.name(),
+            service.precision.name(),
+            session.model,
+            session.device.name(),
+            session.precision.name()
         ),
         "RESET biomed_ner.model, biomed_ner.device and biomed_ner.dtype to use the service's model, \
          or SET biomed_ner.execution = 'auto' (or 'backend') to run this model in this session.",
@@ -151,16 +99,12 @@ fn other_model(service: &ModelKey, function: &'static str) -> ! {
     )
 }
 
-/// Entities of each text from the service, or `None` when this call runs in the backend
-/// (`execution` is `backend`, or `auto` without the service, with another model, with options
-/// that would take more than a session's share, or with a note longer than a request). A large
+/// Entities of each text from the service, or `None` when this call runs in the backend after
+/// all (under `auto`: the service runs another model, or a note is longer than a request). A large
 /// call goes in requests of at most [`protocol::REQUEST_BYTES`] of text, one after the other, so
 /// that the model process, which serves every session, never holds more than that of one
 /// session's notes at once (results do not depend on how notes are batched).
 pub fn annotate(texts: &[&str], function: &'static str) -> Option<Vec<Vec<Entity>>> {
-    if !use_service(function) {
-        return None;
-    }
     // A note longer than a request would hold the service for every session while it runs:
     // the call runs in this backend instead (under auto), or is refused (under service).
     if let Some(long) = texts.iter().map(|t| t.len()).max().filter(|n| *n > protocol::REQUEST_BYTES) {
@@ -185,12 +129,10 @@ pub fn annotate(texts: &[&str], function: &'static str) -> Option<Vec<Vec<Entity
 
 fn annotate_piece(texts: &[&str], function: &'static str) -> Option<Vec<Vec<Entity>>> {
     let request = Request::Annotate {
-        model: session_key(),
-        aggregation: gucs::aggregation().as_str().into(),
-        max_length: gucs::max_length(),
-        stride: gucs::stride(),
+        model: gucs::spec(),
+        options: gucs::call_options(),
         texts: texts.iter().map(|t| t.to_string()).collect(),
-        background: crate::backend::is_background(),
+        background: crate::background::is_background(),
     };
     match client::call(&request, function) {
         Response::Entities { entities } => {
@@ -204,7 +146,7 @@ fn annotate_piece(texts: &[&str], function: &'static str) -> Option<Vec<Vec<Enti
             }
             Some(protocol::entities_from_wire(entities))
         }
-        Response::Failed { failure } => failure.raise(crate::access::may_read_server_files(), function),
+        Response::Failed { failure } => raise_failure(&failure, crate::access::may_read_server_files(), function),
         Response::OtherModel { .. } if gucs::execution() == ExecutionSetting::Auto => None,
         Response::OtherModel { service } => other_model(&service, function),
         Response::Status { .. } => raise(
@@ -219,7 +161,7 @@ fn annotate_piece(texts: &[&str], function: &'static str) -> Option<Vec<Vec<Enti
 /// The service's state for `biomed_ner_service()`; `state` says `not running` without
 /// preloading. A service that does not answer raises 58000, as a call would.
 pub fn status(function: &'static str) -> serde_json::Value {
-    if !PRELOADED.load(Ordering::Relaxed) {
+    if !preloaded() {
         return serde_json::json!({
             "state": "not running",
             "reason": "biomed_ner is not in shared_preload_libraries",
@@ -260,26 +202,34 @@ fn redact(mut status: serde_json::Value, details: bool) -> serde_json::Value {
 }
 
 /// What `biomed_ner_info()` reports when this session's calls go to the service: the
-/// service's status, which has the model's facts once it is loaded. `None` when they run in
-/// the backend.
+/// service's status, which has the model's facts once it is loaded. `None` when the service
+/// runs another model and `execution` is `auto`.
 pub fn serving_model(function: &'static str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    if !use_service(function) {
-        return None;
-    }
     let serde_json::Value::Object(status) = status(function) else { return None };
-    let service_key = ModelKey {
-        model: status.get("model_setting").and_then(|v| v.as_str()).unwrap_or_default().into(),
-        device: status.get("device_setting").and_then(|v| v.as_str()).unwrap_or_default().into(),
-        dtype: status.get("dtype_setting").and_then(|v| v.as_str()).unwrap_or_default().into(),
+    let setting = |key: &str| status.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+    let service = ModelSpec {
+        model: setting("model_setting").into(),
+        device: Named::from_name(setting("device_setting")).unwrap_or_else(|e| bad_status(e, function)),
+        precision: Named::from_name(setting("dtype_setting")).unwrap_or_else(|e| bad_status(e, function)),
+        threads: 0,
     };
-    if service_key != session_key() {
+    if !service.same_model(&gucs::spec()) {
         if gucs::execution() == ExecutionSetting::Auto {
             return None;
         }
-        other_model(&service_key, function);
+        other_model(&service, function);
     }
-    if let Some(failure) = status.get("failure").and_then(|f| serde_json::from_value::<crate::error::Failure>(f.clone()).ok()) {
-        failure.raise(crate::access::may_read_server_files(), function);
+    if let Some(failure) = status.get("failure").and_then(|f| serde_json::from_value::<Failure>(f.clone()).ok()) {
+        raise_failure(&failure, crate::access::may_read_server_files(), function);
     }
     Some(status)
+}
+
+fn bad_status(why: String, function: &'static str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("the inference service's status names no model this build runs: {why}"),
+        "This is a bug in biomed_ner; please report it.",
+        function,
+    )
 }

@@ -4,7 +4,7 @@
 //! The postmaster restarts every session when a process attached to shared memory dies by a
 //! signal. The model (candle, CUDA, a large native allocation) is what might, so it never runs
 //! in a PostgreSQL process: the supervisor forks it, the child detaches from shared memory at
-//! once and never calls PostgreSQL again ([`super::server`]). When a child dies the supervisor
+//! once and never calls PostgreSQL again ([`biomed_ner_host::server`]). When a child dies the supervisor
 //! sees it (the postmaster does not: it is not the postmaster's child), logs why, and forks
 //! another within a second; the socket stays open meanwhile, so callers that connect wait
 //! instead of failing. The supervisor itself only waits on its latch, reaps and forks.
@@ -19,11 +19,12 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
+use biomed_ner_host::protocol::{ServiceConfig, WorkerMeta};
+use biomed_ner_host::server;
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 
-use super::protocol::{ServiceConfig, WorkerMeta};
-use super::{server, service_config, SOCKET};
+use super::{service_config, SOCKET};
 use crate::gucs;
 
 /// A child that lived less than this long before dying counts as a failed start: the next
@@ -90,20 +91,18 @@ pub extern "C-unwind" fn biomed_ner_service_main(_arg: pg_sys::Datum) {
         restarts: 0,
         last_exit: None,
     };
-    log(format!("listening on {SOCKET} with {workers} model process(es), model \"{}\"", sup.config.key.model));
+    log(format!("listening on {SOCKET} with {workers} model process(es), model \"{}\"", sup.config.spec.model));
     loop {
         sup.reap();
         sup.start_due();
         if !BackgroundWorker::wait_latch(Some(Duration::from_millis(100))) {
             break;
         }
-        if BackgroundWorker::sighup_received() {
-            // Safety: the documented way for a background worker to reload its settings.
-            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        if gucs::reload_on_sighup() {
             sup.resize(gucs::workers());
             let config = service_config();
             if config != sup.config {
-                log(format!("configuration changed (model \"{}\"); telling the model processes", config.key.model));
+                log(format!("configuration changed (model \"{}\"); telling the model processes", config.spec.model));
                 sup.config = config;
                 sup.send_config();
             }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use deberta_ner::{Options, Precision};
+use biomed_ner_engine::{Options, Precision};
 
 pub const USAGE: &str = "\
 usage: biomed-ner [OPTIONS] [--assertion] < texts.jsonl > entities.jsonl
@@ -147,13 +147,13 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         let o = &mut args.options;
         match flag.as_str() {
             "--model" => args.model = Some(PathBuf::from(value()?)),
-            "--aggregation" => o.aggregation = value()?.parse().map_err(|e: deberta_ner::Error| e.to_string())?,
+            "--aggregation" => o.aggregation = value()?.parse().map_err(|e: biomed_ner_engine::Error| e.to_string())?,
             "--max-length" => o.max_length = number(&flag, &value()?, 3)?,
             "--stride" => o.stride = number(&flag, &value()?, 0)?,
             "--batch-size" => o.batch_size = number(&flag, &value()?, 1)?,
             "--max-batch-tokens" => o.max_batch_tokens = number(&flag, &value()?, 1)?,
             "--threads" => args.threads = Some(number(&flag, &value()?, 1)?),
-            "--dtype" => args.dtype = deberta_ner::parse_dtype(&value()?).map_err(|e| e.to_string())?,
+            "--dtype" => args.dtype = biomed_ner_engine::parse_dtype(&value()?).map_err(|e| e.to_string())?,
             "--device" => args.device = value()?,
             "--stats" => args.stats = true,
             "--assertion" => args.assertion = true,

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-use deberta_ner::assertion::{assert_spans, Assertion, ASSERTED_GROUPS};
-use deberta_ner::{Options, Pipeline};
+use biomed_ner_engine::assertion::{assert_spans, Assertion, ASSERTED_GROUPS};
+use biomed_ner_engine::{Options, Pipeline};
 use serde_json::json;
 
 use crate::args::EvalArgs;
@@ -134,7 +134,7 @@ pub fn run(p: &Pipeline, opts: &Options, args: &EvalArgs, progress: crate::progr
             on_gold.add(Some(g.3), Some(a));
         }
         if let Some(out) = features.as_mut() {
-            for (g, a) in gold.iter().zip(deberta_ner::assertion::analyse(&text, &spans)) {
+            for (g, a) in gold.iter().zip(biomed_ner_engine::assertion::analyse(&text, &spans)) {
                 let line = json!({"doc": id, "label": g.3.as_str(), "features": a.features});
                 writeln!(out, "{line}").map_err(|e| e.to_string())?;
             }

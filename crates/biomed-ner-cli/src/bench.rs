@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use deberta_ner::{Pipeline, Stage};
+use biomed_ner_engine::{Pipeline, Stage};
 
 pub struct BenchArgs {
     pub batch: usize,

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
-use deberta_ner::{Options, Pipeline};
+use biomed_ner_engine::{Options, Pipeline};
 use serde_json::json;
 
 use crate::args::EvalArgs;

@@ -13,7 +13,7 @@ mod render;
 use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
 
-use deberta_ner::{Options, Pipeline};
+use biomed_ner_engine::{Options, Pipeline};
 
 use args::{Args, Command};
 
@@ -26,9 +26,9 @@ fn main() -> ExitCode {
         }
     };
     // candle's matmul and rayon's pool both read these; set before either starts.
-    deberta_ner::set_cpu_threads(args.threads);
+    biomed_ner_engine::set_cpu_threads(args.threads);
     // Long windows' buffers reused rather than mapped afresh at each operation.
-    deberta_ner::tune_allocator();
+    biomed_ner_engine::tune_allocator();
     let result = match &args.command {
         Command::Help => {
             println!("{}", args::USAGE);
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         Command::Assert => assert_lines(),
         Command::Render => render::run(&args),
         Command::Version => {
-            let v = serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "cpu_kernels": deberta_ner::cpu_kernels()});
+            let v = serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "cpu_kernels": biomed_ner_engine::cpu_kernels()});
             println!("{v}");
             Ok(())
         }
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
 }
 
 pub fn load(args: &Args) -> Result<Pipeline, String> {
-    let device = deberta_ner::parse_device(&args.device).map_err(|e| e.to_string())?;
+    let device = biomed_ner_engine::parse_device(&args.device).map_err(|e| e.to_string())?;
     match &args.model {
         Some(dir) => Pipeline::load(dir, args.dtype, &device).map_err(|e| e.to_string()),
         None => load_default(args.dtype, &device),
@@ -72,12 +72,12 @@ pub fn load(args: &Args) -> Result<Pipeline, String> {
 }
 
 #[cfg(feature = "bundled-model")]
-fn load_default(dtype: deberta_ner::Precision, device: &deberta_ner::Device) -> Result<Pipeline, String> {
-    deberta_ner::bundled::load(dtype, device).map_err(|e| e.to_string())
+fn load_default(dtype: biomed_ner_engine::Precision, device: &biomed_ner_engine::Device) -> Result<Pipeline, String> {
+    biomed_ner_engine::bundled::load(dtype, device).map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "bundled-model"))]
-fn load_default(_: deberta_ner::Precision, _: &deberta_ner::Device) -> Result<Pipeline, String> {
+fn load_default(_: biomed_ner_engine::Precision, _: &biomed_ner_engine::Device) -> Result<Pipeline, String> {
     Err(args::NO_MODEL.to_string())
 }
 
@@ -101,7 +101,7 @@ fn assert_lines() -> Result<(), String> {
         let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
         let Some((text, v)) = text_line(i + 1, &line)? else { continue };
         let entities = v.get("entities").ok_or_else(|| format!("line {}: no \"entities\"", i + 1))?;
-        let asserted = deberta_ner::assertion::assert_json(&text, entities).map_err(|e| format!("line {}: {e}", i + 1))?;
+        let asserted = biomed_ner_engine::assertion::assert_json(&text, entities).map_err(|e| format!("line {}: {e}", i + 1))?;
         serde_json::to_writer(&mut out, &asserted).map_err(|e| e.to_string())?;
         out.write_all(b"\n").map_err(|e| e.to_string())?;
     }
@@ -123,7 +123,7 @@ fn annotate(p: &Pipeline, args: &Args) -> Result<usize, String> {
         let results = p.annotate(&texts, opts, &mut || Ok(())).map_err(|e| e.to_string())?;
         for (text, entities) in texts.iter().zip(results) {
             if assertion {
-                serde_json::to_writer(&mut *out, &deberta_ner::assertion::entities_json(text, &entities))
+                serde_json::to_writer(&mut *out, &biomed_ner_engine::assertion::entities_json(text, &entities))
             } else {
                 serde_json::to_writer(&mut *out, &entities)
             }

@@ -1,10 +1,10 @@
 //! `biomed-ner render`: JSON lines `{"text": ...}`, optionally with `"entities"` already found,
-//! as one self-contained HTML page on stdout (`deberta_ner::html::page`). The model is loaded
+//! as one self-contained HTML page on stdout (`biomed_ner_engine::html::page`). The model is loaded
 //! only when some line has no `"entities"`, and runs on those lines alone.
 
 use std::io::{BufRead, Write};
 
-use deberta_ner::html;
+use biomed_ner_engine::html;
 use serde_json::Value;
 
 use crate::args::Args;
@@ -46,7 +46,7 @@ fn annotate(args: &Args, notes: &mut [Note]) -> Result<(), String> {
         let found = p.annotate(&texts, &args.options, &mut || Ok(())).map_err(|e| e.to_string())?;
         for (note, entities) in chunk.iter_mut().zip(found) {
             let list = if args.assertion {
-                deberta_ner::assertion::entities_json(&note.text, &entities)
+                biomed_ner_engine::assertion::entities_json(&note.text, &entities)
             } else {
                 entities.iter().map(|e| e.to_json()).collect()
             };
@@ -65,7 +65,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     if args.assertion {
         for (note, _) in notes.iter_mut().zip(given).filter(|(_, given)| *given) {
             let entities = note.entities.as_ref().expect("given");
-            let asserted = deberta_ner::assertion::assert_json(&note.text, entities).map_err(|e| format!("line {}: {e}", note.line))?;
+            let asserted = biomed_ner_engine::assertion::assert_json(&note.text, entities).map_err(|e| format!("line {}: {e}", note.line))?;
             note.entities = Some(asserted);
         }
     }
