@@ -29,7 +29,7 @@ run_mode() { # MODE (backend | service): seconds of per-row and bulk
     start_cluster $port $opts
     cluster_psql -d postgres -c "CREATE EXTENSION biomed_ner" \
         -c "CREATE TABLE notes (id serial PRIMARY KEY, body text)" \
-        -c "CREATE TEMP TABLE raw (j jsonb)" -c "\\copy raw FROM '$WORK/notes.jsonl'" \
+        -c "CREATE TEMP TABLE raw (j jsonb)" -c "\\copy raw FROM '$WORK/notes.jsonl' WITH (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02')" \
         -c "INSERT INTO notes (body) SELECT j->>'text' FROM raw" -c "ANALYZE notes" >/dev/null
     [ "$1" = service ] && for _ in $(seq 100); do
         [ "$(cluster_psql -d postgres -Atc "SELECT biomed_ner_service()->>'state'")" = ready ] && break; sleep 0.2; done
