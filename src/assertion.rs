@@ -87,13 +87,8 @@ pub(crate) fn entity_list<'a>(json: &'a str, function: &'static str, does: &str)
 /// assertion added, as JSON text.
 fn assert_entities(note: &Utf8Note, json: &str) -> Result<String, String> {
     let list = entity_list(json, FUNCTION, "asserts")?;
-    let length = note.db_chars();
     let mut spans = Vec::with_capacity(list.len());
-    for (i, raw) in list.iter().enumerate() {
-        if i % 10_000 == 9_999 {
-            pgrx::check_for_interrupts!();
-        }
-        let (keys, start, end) = entity_span(i, raw, note, length)?;
+    for (keys, start, end) in entity_spans(&list, note)? {
         let mut span = serde_json::Map::new();
         span.insert("start".into(), start.into());
         span.insert("end".into(), end.into());
@@ -123,9 +118,23 @@ fn assert_entities(note: &Utf8Note, json: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// The keys and code-point spans of `list`'s entities on `note` ([`entity_span`]), answering a
+/// cancel every 10,000.
+pub(crate) fn entity_spans<'a>(list: &[&'a RawValue], note: &Utf8Note) -> Result<Vec<(Keys<'a>, usize, usize)>, String> {
+    let length = note.db_chars();
+    let mut spans = Vec::with_capacity(list.len());
+    for (i, raw) in list.iter().enumerate() {
+        if i % 10_000 == 9_999 {
+            pgrx::check_for_interrupts!();
+        }
+        spans.push(entity_span(i, raw, note, length)?);
+    }
+    Ok(spans)
+}
+
 /// Entity `i` of a note of `length` database characters: its keys, and its `start` and `end`
 /// checked in database characters, then as code points of the note's UTF-8 text.
-pub(crate) fn entity_span<'a>(i: usize, raw: &'a RawValue, note: &Utf8Note, length: usize) -> Result<(Keys<'a>, usize, usize), String> {
+fn entity_span<'a>(i: usize, raw: &'a RawValue, note: &Utf8Note, length: usize) -> Result<(Keys<'a>, usize, usize), String> {
     let text = raw.get();
     if !text.starts_with('{') {
         return Err(format!("entity {i} must be an object, not {}", kind(text)));

@@ -12,7 +12,7 @@ use pgrx::PgSqlErrorCode;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::assertion::{entity_list, entity_span, same_kind};
+use crate::assertion::{entity_list, entity_spans, same_kind};
 use crate::encoding::{DbText, JsonbArg, Note, Utf8Note};
 use crate::error::raise;
 
@@ -99,13 +99,8 @@ fn render(text: &str, entities: &Value) -> DbText {
 /// whose kind is wrong keeps its kind (for the fragment's message) but not its content.
 fn given(note: &Utf8Note, json: &str) -> Result<Value, String> {
     let list = entity_list(json, FUNCTION, "shows")?;
-    let length = note.db_chars();
     let mut out = Vec::with_capacity(list.len());
-    for (i, raw) in list.iter().enumerate() {
-        if i % 10_000 == 9_999 {
-            pgrx::check_for_interrupts!();
-        }
-        let (keys, start, end) = entity_span(i, raw, note, length)?;
+    for (keys, start, end) in entity_spans(&list, note)? {
         let mut o = Map::new();
         o.insert("start".into(), start.into());
         o.insert("end".into(), end.into());
