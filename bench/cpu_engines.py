@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CPU throughput of every engine a user could run on the same model, side by side in one run:
-the Hugging Face pipeline on PyTorch, the same pipeline on ONNX Runtime f32 and int8 (the
+the Hugging Face pipeline on PyTorch (f32, and bf16 autocast), the same pipeline on ONNX Runtime f32 and int8 (the
 Optimum route: export to ONNX, every graph optimisation, dynamic int8 quantisation of the
 matrix products with `quantize_dynamic`), and the biomed-ner CLI in f32, bf16 and int8.
 
@@ -32,7 +32,10 @@ import transformers
 from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 from transformers.modeling_outputs import TokenClassifierOutput
 
-ENGINES = ["pytorch", "ort-f32", "ort-int8", "biomed-ner-f32", "biomed-ner-bf16", "biomed-ner-int8"]
+ENGINES = ["pytorch", "pytorch-bf16", "ort-f32", "ort-int8", "biomed-ner-f32", "biomed-ner-bf16", "biomed-ner-int8"]
+# Also runnable: biomed-ner-bf16-avx512 and biomed-ner-int8-vnni, this engine with its AVX-512
+# kernels where the CPU has AMX tiles (DEBERTA_NER_BF16_KERNEL=avx512, DEBERTA_NER_INT8_KERNEL=vnni).
+KERNEL_ENV = {"avx512": ("DEBERTA_NER_BF16_KERNEL", "avx512"), "vnni": ("DEBERTA_NER_INT8_KERNEL", "vnni")}
 
 
 def cpu_name():
@@ -94,27 +97,35 @@ class OrtModel(torch.nn.Module):
 
 def make_runner(engine, args, model_dir, tok, lines, texts, onnx):
     if engine.startswith("biomed-ner"):
-        dtype = engine.rsplit("-", 1)[1]
+        parts = engine.split("-")
+        dtype, kernel = parts[2], (parts[3] if len(parts) > 3 else None)
 
         def run(batch):
             env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+            if kernel:
+                env[KERNEL_ENV[kernel][0]] = KERNEL_ENV[kernel][1]
             p = subprocess.run([args.cli, "--model", model_dir, "--threads", str(args.threads), "--batch-size",
                                 str(batch), "--dtype", dtype, "--stats"], input="\n".join(lines) + "\n",
                                capture_output=True, text=True, check=True, env=env)
             return json.loads(p.stderr.strip().splitlines()[-1])["annotate_seconds"]
         return run
-    if engine == "pytorch":
+    if engine.startswith("pytorch"):
         model = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
     else:
         config = AutoModelForTokenClassification.from_pretrained(model_dir).config
         model = OrtModel(onnx[engine], config, args.threads)
     nlp = pipeline("token-classification", model=model, tokenizer=tok, aggregation_strategy="simple", device="cpu")
 
+    # PyTorch's bf16 autocast: its matrix products in bf16 through oneDNN (AMX tiles where the
+    # CPU has them), the rest f32.
+    autocast = engine == "pytorch-bf16"
+
     def run(batch):
-        nlp(texts[:8], batch_size=batch)  # warm-up
-        t0 = time.perf_counter()
-        nlp(texts, batch_size=batch)
-        return time.perf_counter() - t0
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            nlp(texts[:8], batch_size=batch)  # warm-up
+            t0 = time.perf_counter()
+            nlp(texts, batch_size=batch)
+            return time.perf_counter() - t0
     return run
 
 
@@ -167,7 +178,8 @@ def main():
             ratios = {}
             for ours, theirs in [("biomed-ner-f32", "pytorch"), ("biomed-ner-f32", "ort-f32"),
                                  ("biomed-ner-int8", "ort-int8"), ("biomed-ner-int8", "biomed-ner-f32"),
-                                 ("biomed-ner-bf16", "biomed-ner-f32")]:
+                                 ("biomed-ner-bf16", "biomed-ner-f32"), ("biomed-ner-bf16", "pytorch-bf16"),
+                                 ("biomed-ner-int8", "biomed-ner-int8-vnni"), ("biomed-ner-bf16", "biomed-ner-bf16-avx512")]:
                 if ours in best and theirs in best:
                     ratios[f"{ours} vs {theirs}"] = round(best[theirs] / best[ours], 2)
                     print(f"batch {b}: {ours} is {best[theirs] / best[ours]:.2f}x {theirs}")
