@@ -24,23 +24,31 @@ use crate::error::{raise, raise_failure};
 /// Whether the current user may read any file of the server.
 pub fn may_read_server_files() -> bool {
     // Safety: catalog lookups inside a transaction, as the callers are.
-    unsafe {
-        pg_sys::IsTransactionState()
-            && (pg_sys::superuser()
-                || pg_sys::has_privs_of_role(pg_sys::GetUserId(), pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES)))
-    }
+    unsafe { pg_sys::IsTransactionState() && reads_server_files(pg_sys::GetUserId()) }
+}
+
+/// Whether an error about a model's files may show what they hold: when both the current user
+/// and the session's login role may read server files, so that a SECURITY DEFINER function of a
+/// superuser does not show the role that called it (and chose the model) what it could not read.
+pub fn may_see_file_details() -> bool {
+    // Safety: catalog lookups inside a transaction, as the callers are.
+    unsafe { pg_sys::IsTransactionState() && reads_server_files(pg_sys::GetUserId()) && reads_server_files(pg_sys::GetSessionUserId()) }
+}
+
+/// Whether `role` is a superuser or has the privileges of `pg_read_server_files`.
+///
+/// # Safety
+/// Catalog lookups: inside a transaction.
+unsafe fn reads_server_files(role: pg_sys::Oid) -> bool {
+    // Safety: the caller's promise.
+    unsafe { pg_sys::superuser_arg(role) || pg_sys::has_privs_of_role(role, pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES)) }
 }
 
 /// Whether the session's login role may read any file of the server (for values a session set
 /// before the library was loaded, [`crate::gucs`]).
 pub fn session_user_may_read_server_files() -> bool {
     // Safety: catalog lookups inside a transaction, as the callers are.
-    unsafe {
-        let role = pg_sys::GetSessionUserId();
-        pg_sys::IsTransactionState()
-            && (pg_sys::superuser_arg(role)
-                || pg_sys::has_privs_of_role(role, pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES)))
-    }
+    unsafe { pg_sys::IsTransactionState() && reads_server_files(pg_sys::GetSessionUserId()) }
 }
 
 /// Whether `biomed_ner.model`'s current value comes from the server's configuration (a
@@ -80,15 +88,16 @@ fn not_allowed(function: &'static str) -> ! {
 /// a name is looked up in `model_path` (`biomed_ner.model_path`).
 pub fn resolve(value: &str, model_path: &[String], function: &'static str) -> ModelSource {
     let privileged = may_read_server_files();
+    let details = may_see_file_details();
     if value.is_empty() {
         return ModelSource { folder: None, details: true };
     }
     if is_model_name(value) {
         let folder = find_in_roots(value, model_path).unwrap_or_else(|f| raise_failure(&f, true, function));
-        return ModelSource { folder: Some(folder), details: privileged };
+        return ModelSource { folder: Some(folder), details };
     }
     if privileged {
-        return ModelSource { folder: Some(PathBuf::from(value)), details: true };
+        return ModelSource { folder: Some(PathBuf::from(value)), details };
     }
     // A folder chosen by the server's configuration is the administrator's choice.
     if model_set_by_server() {

@@ -267,11 +267,22 @@ fn biomed_ner_service() -> DbJsonb {
     DbJsonb(status)
 }
 
-/// The shared service's counters of work done and queued count every role's calls: they are
-/// shown, as PostgreSQL shows other sessions' activity, to members of `pg_read_all_stats` only
-/// (NULL for the others).
+/// The shared service's counters of work done and queued, its connections and its last error
+/// come from every role's calls: they are shown, as PostgreSQL shows other sessions' activity,
+/// to members of `pg_read_all_stats` only (NULL for the others).
 fn hide_activity(facts: &mut serde_json::Map<String, serde_json::Value>) {
-    const COUNTERS: [&str; 7] = ["queue_depth", "requests", "notes_annotated", "background_notes", "batches", "mean_batch_notes", "abandoned"];
+    const COUNTERS: [&str; 10] = [
+        "queue_depth",
+        "requests",
+        "notes_annotated",
+        "background_notes",
+        "batches",
+        "mean_batch_notes",
+        "abandoned",
+        "connections",
+        "failures",
+        "last_error",
+    ];
     // Safety: catalog lookups of the caller's role, in a transaction.
     let may = unsafe {
         pg_sys::superuser() || pg_sys::has_privs_of_role(pg_sys::GetUserId(), pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_STATS))

@@ -146,7 +146,7 @@ fn annotate_piece(texts: &[&str], function: &'static str) -> Option<Vec<Vec<Enti
             }
             Some(protocol::entities_from_wire(entities))
         }
-        Response::Failed { failure } => raise_failure(&failure, crate::access::may_read_server_files(), function),
+        Response::Failed { failure } => raise_failure(&failure, crate::access::may_see_file_details(), function),
         Response::OtherModel { .. } if gucs::execution() == ExecutionSetting::Auto => None,
         Response::OtherModel { service } => other_model(&service, function),
         Response::Status { .. } => raise(
@@ -168,7 +168,7 @@ pub fn status(function: &'static str) -> serde_json::Value {
         });
     }
     match client::call(&Request::Status, function) {
-        Response::Status { status } => redact(status, crate::access::may_read_server_files()),
+        Response::Status { status } => redact(status, crate::access::may_see_file_details()),
         other => raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             format!("the inference service answered {other:?} to a status request"),
@@ -220,7 +220,7 @@ pub fn serving_model(function: &'static str) -> Option<serde_json::Map<String, s
         other_model(&service, function);
     }
     if let Some(failure) = status.get("failure").and_then(|f| serde_json::from_value::<Failure>(f.clone()).ok()) {
-        raise_failure(&failure, crate::access::may_read_server_files(), function);
+        raise_failure(&failure, crate::access::may_see_file_details(), function);
     }
     Some(status)
 }

@@ -134,8 +134,11 @@ fn snapshot_of(path: &Path) -> Result<PathBuf> {
         return Err(Error::MissingFile { file: "config.json".into(), dir: path.to_path_buf() });
     }
     if let Ok(rev) = std::fs::read_to_string(path.join("refs").join("main")) {
-        let snap = snapshots.join(rev.trim());
-        if snap.join("config.json").exists() {
+        // A revision is one folder name of snapshots/: never a path that leads elsewhere.
+        let rev = Path::new(rev.trim());
+        let one_name = matches!(rev.components().collect::<Vec<_>>()[..], [std::path::Component::Normal(_)]);
+        let snap = snapshots.join(rev);
+        if one_name && snap.join("config.json").exists() {
             return Ok(snap);
         }
     }

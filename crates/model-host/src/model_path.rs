@@ -35,7 +35,7 @@ pub fn find_in_roots(name: &str, roots: &[String]) -> Result<PathBuf, Failure> {
             (Ok(r), Ok(c)) => c.starts_with(&r) && c != r,
             _ => false,
         };
-        if !inside {
+        if !inside || files_leave(&candidate, root) {
             return Err(Failure::new(
                 SqlState::INSUFFICIENT_PRIVILEGE,
                 format!("model \"{name}\" leads out of biomed_ner.model_path"),
@@ -49,6 +49,17 @@ pub fn find_in_roots(name: &str, roots: &[String]) -> Result<PathBuf, Failure> {
         format!("no model named \"{name}\" in biomed_ner.model_path"),
         "SHOW biomed_ner.model_path lists the folders searched; ask an administrator to put the model there.",
     ))
+}
+
+/// Whether the files the engine would load from `folder` lead out of `root`: the folder it picks
+/// (a hub cache's snapshot, through `refs/main` and links) or any entry of that folder, with every
+/// link resolved. A folder the engine cannot use is left to the load, which says why.
+fn files_leave(folder: &Path, root: &str) -> bool {
+    let (Ok(files), Ok(root)) = (biomed_ner_engine::ModelFiles::locate(folder), std::fs::canonicalize(root)) else {
+        return false;
+    };
+    let out = |p: &Path| std::fs::canonicalize(p).is_ok_and(|c| !c.starts_with(&root));
+    out(&files.dir) || std::fs::read_dir(&files.dir).is_ok_and(|entries| entries.flatten().any(|e| out(&e.path())))
 }
 
 /// The folder of the server's `model` setting, `None` for the bundled model: a name is looked

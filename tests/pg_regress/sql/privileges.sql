@@ -8,6 +8,7 @@ LOAD 'biomed_ner';
 \! mkdir -p /tmp/biomed_ner_models/secret && cp "$BIOMED_NER_FIXTURE/tokenizer.json" "$BIOMED_NER_FIXTURE/model.safetensors" /tmp/biomed_ner_models/secret/
 \! echo '{"model_type": "deberta-v2", "hidden_size": "SECRET-VALUE"}' > /tmp/biomed_ner_models/secret/config.json
 \! ln -s /etc /tmp/biomed_ner_models/outside
+\! mkdir -p /tmp/biomed_ner_models/models--org--linked/snapshots /tmp/biomed_ner_models/models--org--linked/refs && echo abc > /tmp/biomed_ner_models/models--org--linked/refs/main && ln -s "$BIOMED_NER_FIXTURE" /tmp/biomed_ner_models/models--org--linked/snapshots/abc
 \! chmod -R a+rX /tmp/biomed_ner_models
 CREATE ROLE biomed_ner_user LOGIN;
 CREATE ROLE biomed_ner_reader LOGIN IN ROLE pg_read_server_files;
@@ -26,6 +27,9 @@ SET biomed_ner.model = 'missing';
 SELECT expect_error($$SELECT biomed_ner('fever')$$);
 SET biomed_ner.model = 'outside';
 SELECT expect_error($$SELECT biomed_ner('fever')$$);
+-- A hub cache folder inside whose snapshot is a link to a folder outside.
+SET biomed_ner.model = 'models--org--linked';
+SELECT expect_error($$SELECT biomed_ner('fever')$$);
 -- A broken file: the kind of failure, not its content.
 SET biomed_ner.model = 'secret';
 SELECT expect_error($$SELECT biomed_ner('fever')$$);
@@ -43,6 +47,19 @@ RESET ROLE;
 -- The superuser sees the details of the same failure.
 SET biomed_ner.model = 'secret';
 SELECT expect_error($$SELECT biomed_ner('fever')$$) LIKE '%SECRET-VALUE%' AS superuser_sees_details;
+-- Nor does a superuser's SECURITY DEFINER function show them to a role logged in as itself.
+CREATE FUNCTION definer_ner(t text) RETURNS jsonb LANGUAGE sql SECURITY DEFINER AS $$ SELECT biomed_ner(t) $$;
+ALTER ROLE biomed_ner_user SET biomed_ner.model_path = '/tmp/biomed_ner_models';
+SELECT current_user AS regress_user \gset
+\c - biomed_ner_user
+SET biomed_ner.model = 'secret';
+SELECT expect_error($$SELECT definer_ner('fever')$$);
+SELECT expect_error($$SELECT definer_ner('fever')$$) LIKE '%SECRET%' AS content_leaked_through_definer;
+\c - :regress_user
+LOAD 'biomed_ner';
+\getenv fixture BIOMED_NER_FIXTURE
+SET biomed_ner.model_path = '/nonexistent:/tmp/biomed_ner_models';
+DROP FUNCTION definer_ner(text);
 -- Members of pg_read_server_files may name a folder.
 SET ROLE biomed_ner_reader;
 SET biomed_ner.model = :'fixture';
