@@ -35,6 +35,17 @@ pub fn may_see_file_details() -> bool {
     unsafe { pg_sys::IsTransactionState() && reads_server_files(pg_sys::GetUserId()) && reads_server_files(pg_sys::GetSessionUserId()) }
 }
 
+/// Whether the current user may see every session's activity: a superuser or a member of
+/// `pg_read_all_stats`, as for PostgreSQL's own statistics views (the service's counters in
+/// `biomed_ner_service()`, other roles' runs in `biomed_ner_progress`).
+pub fn may_read_all_stats() -> bool {
+    // Safety: catalog lookups inside a transaction, as the callers are.
+    unsafe {
+        let role = pg_sys::GetUserId();
+        pg_sys::superuser_arg(role) || pg_sys::has_privs_of_role(role, pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_STATS))
+    }
+}
+
 /// Whether `role` is a superuser or has the privileges of `pg_read_server_files`.
 ///
 /// # Safety

@@ -283,11 +283,7 @@ fn hide_activity(facts: &mut serde_json::Map<String, serde_json::Value>) {
         "failures",
         "last_error",
     ];
-    // Safety: catalog lookups of the caller's role, in a transaction.
-    let may = unsafe {
-        pg_sys::superuser() || pg_sys::has_privs_of_role(pg_sys::GetUserId(), pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_STATS))
-    };
-    if !may && facts.get("execution").is_none_or(|e| e != "backend") {
+    if !crate::access::may_read_all_stats() && facts.get("execution").is_none_or(|e| e != "backend") {
         for key in COUNTERS {
             if let Some(v) = facts.get_mut(key) {
                 *v = serde_json::Value::Null;

@@ -256,7 +256,7 @@ static CALLBACKS: AtomicBool = AtomicBool::new(false);
 /// another): not recorded, and the notes they annotate are not counted to the outer run.
 static NESTED: AtomicU32 = AtomicU32::new(0);
 
-/// A recorded run (`outer` 0), or one nested in the recorded run `outer`; the recorded run ends
+/// A recorded run `id` (`outer` 0), or one nested in the recorded run `outer`; the recorded run ends
 /// (its slot cleared) when dropped, if it is still the one recorded.
 pub struct Run {
     id: u64,
@@ -341,7 +341,7 @@ pub fn begin(command: Command, role: pg_sys::Oid, relid: pg_sys::Oid, total: Opt
     let active = ACTIVE.load(Ordering::Relaxed);
     if active != 0 {
         NESTED.fetch_add(1, Ordering::Relaxed);
-        return Some(Run { id: NEXT.fetch_add(1, Ordering::Relaxed), outer: active });
+        return Some(Run { id: 0, outer: active });
     }
     let slot = known_slot().or_else(|| {
         let slot = my_slot()?;
@@ -387,8 +387,8 @@ fn advance(rows: usize) {
     }
 }
 
-/// Where notes are annotated: before, `notes` about to be; after, `Some(notes)` done. Counts
-/// them for the runs whose rows are the notes of such calls (the queue's).
+/// Where notes are annotated: `notes` about to be (`finished` false), then done (`finished`
+/// true). Counts them for the runs whose rows are the notes of such calls (the queue's).
 pub fn annotating(notes: usize, finished: bool) {
     let Some(command) = Command::from_u32(ACTIVE_COMMAND.load(Ordering::Relaxed)) else { return };
     if !command.counts_annotated() || NESTED.load(Ordering::Relaxed) != 0 {
@@ -476,14 +476,13 @@ fn _biomed_ner_progress() -> TableIterator<
     };
     // Safety: reads the caller's role.
     let viewer = unsafe { pg_sys::GetUserId() };
+    let all_stats = crate::access::may_read_all_stats();
     let mut rows = Vec::new();
     for i in 0..table.slots as usize {
         let Some(seen) = table.slot(i).and_then(read) else { continue };
         let role = pg_sys::Oid::from(seen.role);
-        // Safety: catalog lookups of role membership, in a transaction.
-        let visible = unsafe {
-            pg_sys::has_privs_of_role(viewer, role) || pg_sys::has_privs_of_role(viewer, pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_STATS))
-        };
+        // Safety: a catalog lookup of role membership, in a transaction.
+        let visible = all_stats || unsafe { pg_sys::has_privs_of_role(viewer, role) };
         let details = visible.then(|| {
             let total = (seen.total >= 0).then_some(seen.total);
             let relid = (seen.relid != 0).then(|| pg_sys::Oid::from(seen.relid));
