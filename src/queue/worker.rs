@@ -178,6 +178,16 @@ const STATEMENT_TIMEOUT: std::ffi::c_int = 3;
 unsafe extern "C-unwind" {
     fn enable_timeout_after(id: std::ffi::c_int, delay_ms: std::ffi::c_int);
     fn disable_timeout(id: std::ffi::c_int, keep_indicator: bool);
+    fn get_timeout_indicator(id: std::ffi::c_int, reset_indicator: bool) -> bool;
+    fn get_timeout_finish_time(id: std::ffi::c_int) -> pg_sys::TimestampTz;
+}
+
+/// Whether the batch's statement timeout has been reached: PostgreSQL's own clock against the
+/// time it set for the timeout (a monotonic clock of ours could disagree by a step of the
+/// system clock, and a cancel left from before this batch would be mistaken for it).
+fn batch_timed_out() -> bool {
+    // Safety: reads the timeout's finish time and the clock; no state changes.
+    unsafe { pg_sys::GetCurrentTimestamp() >= get_timeout_finish_time(STATEMENT_TIMEOUT) }
 }
 
 /// The five characters of a SQLSTATE.
@@ -186,11 +196,11 @@ fn sqlstate(code: PgSqlErrorCode) -> String {
     (0..5).map(|i| (((packed >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
 }
 
-/// One batch of the table `relid`, begun at `started`, in a transaction of its own, limited to
+/// One batch of the table `relid`, in a transaction of its own, limited to
 /// `biomed_ner.queue_batch_timeout`: the rows it took, or -1 when it failed as a whole. An error
 /// that escapes the batch function (a cancel or an assertion raised by the table's own code, the
 /// timeout) aborts the transaction, goes to the server log and becomes the table's `last_error`.
-fn drain(schema: &str, relid: pg_sys::Oid, owner: pg_sys::Oid, started: std::time::Instant) -> i32 {
+fn drain(schema: &str, relid: pg_sys::Oid, owner: pg_sys::Oid) -> i32 {
     let schema = spi::quote_identifier(schema);
     let batch = gucs::queue_batch_size() as i32;
     let timeout = gucs::queue_batch_timeout_ms();
@@ -212,7 +222,7 @@ fn drain(schema: &str, relid: pg_sys::Oid, owner: pg_sys::Oid, started: std::tim
             Err(match e {
                 CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
                     let code = r.sql_error_code();
-                    let timed_out = timeout > 0 && started.elapsed() >= Duration::from_millis(timeout as u64);
+                    let timed_out = timeout > 0 && batch_timed_out();
                     if code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED && timed_out {
                         format!("{}: the batch ran over biomed_ner.queue_batch_timeout ({timeout} ms): {}", sqlstate(code), r.message())
                     } else {
@@ -224,7 +234,13 @@ fn drain(schema: &str, relid: pg_sys::Oid, owner: pg_sys::Oid, started: std::tim
         .execute();
     drop(progress);
     // Safety: disarms the timeout, then ends the transaction: committed, or aborted after an error.
+    // A timeout that fired after the batch's last check for interrupts has left a cancel pending;
+    // it was meant for this batch, which is over: dropped, as a backend drops a cancel that comes
+    // between statements, so that it cancels neither the next table's batch nor the worker.
     unsafe {
+        if timeout > 0 && get_timeout_indicator(STATEMENT_TIMEOUT, true) && outcome.is_ok() {
+            pg_sys::QueryCancelPending = 0;
+        }
         disable_timeout(STATEMENT_TIMEOUT, false);
         match &outcome {
             Ok(_) => {
@@ -342,7 +358,7 @@ pub extern "C-unwind" fn biomed_ner_queue_main(_arg: pg_sys::Datum) {
             }
             report_activity(&format!("biomed_ner queue: annotating {name}"));
             let started = std::time::Instant::now();
-            let done = drain(&schema, relid, owner, started);
+            let done = drain(&schema, relid, owner);
             if done < 0 {
                 // The batch failed as a whole: its error is the table's last_error.
                 let pause = (started.elapsed() * 10).clamp(FAILED_TABLE_PAUSE, FAILED_TABLE_MAX_PAUSE);
