@@ -34,7 +34,7 @@ use std::arch::x86_64::__cpuid_count;
 
 use rayon::prelude::*;
 
-use super::{Epilogue, OutPtr, BLOCK};
+use super::{BLOCK, Epilogue, OutPtr};
 
 /// Rows of a tile (the most AMX allows).
 const TILE_ROWS: usize = 16;
@@ -75,7 +75,9 @@ fn cpu_has(bit: u32) -> bool {
 /// (`DEBERTA_NER_NO_AMX` set: not asked, as on a CPU without AMX).
 fn tiles_granted() -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| std::env::var_os("DEBERTA_NER_NO_AMX").is_none() && cpu_has(24) && request_tile_permission())
+    *OK.get_or_init(|| {
+        std::env::var_os("DEBERTA_NER_NO_AMX").is_none() && cpu_has(24) && request_tile_permission()
+    })
 }
 
 /// Asks Linux for the tile data state, then checks that it is granted.
@@ -87,9 +89,17 @@ fn request_tile_permission() -> bool {
     // SAFETY: arch_prctl with these codes reads or writes only the u64 it is given.
     unsafe {
         // Refused (older kernels, or a seccomp filter): the check below says no.
-        libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA);
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        );
         let mut granted: u64 = 0;
-        let rc = libc::syscall(libc::SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &mut granted as *mut u64);
+        let rc = libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_GET_XCOMP_PERM,
+            &mut granted as *mut u64,
+        );
         rc == 0 && granted & (1 << XFEATURE_XTILEDATA) != 0
     }
 }
@@ -149,7 +159,11 @@ pub(super) unsafe fn forward_int8(
 ) -> Vec<f32> {
     let ka = qx.len() / padded_rows(rows).max(1);
     assert!(ka % TILE_BYTES == 0 && qx.len() >= padded_rows(rows) * ka);
-    let weights = Weights { packed: packed.as_ptr().cast(), block_bytes: BLOCK * kp, blocks: n.div_ceil(BLOCK) };
+    let weights = Weights {
+        packed: packed.as_ptr().cast(),
+        block_bytes: BLOCK * kp,
+        blocks: n.div_ceil(BLOCK),
+    };
     // SAFETY: `qx` has whole tiles of rows of `ka` bytes; a block's reads past `kp` stay
     // within the next block or the packing's zero tail ([`PACK_TAIL`]).
     unsafe { run::<false, i32>(qx.as_ptr(), ka, rows, n, &weights, epilogue, finish) }
@@ -160,17 +174,45 @@ pub(super) unsafe fn forward_int8(
 ///
 /// # Safety
 /// [`bf16_available`] returned true.
-pub(super) unsafe fn forward_bf16(packed: &[u16], n: usize, k: usize, kp: usize, x: &[f32], rows: usize, epilogue: Epilogue) -> Vec<f32> {
-    assert!(kp % (TILE_BYTES / 2) == 0 && kp >= k && packed.len() >= n.div_ceil(BLOCK) * BLOCK * kp);
+pub(super) unsafe fn forward_bf16(
+    packed: &[u16],
+    n: usize,
+    k: usize,
+    kp: usize,
+    x: &[f32],
+    rows: usize,
+    epilogue: Epilogue,
+) -> Vec<f32> {
+    assert!(
+        kp % (TILE_BYTES / 2) == 0 && kp >= k && packed.len() >= n.div_ceil(BLOCK) * BLOCK * kp
+    );
     let mut xb = vec![0u16; rows.div_ceil(TILE_ROWS) * TILE_ROWS * kp];
-    xb.par_chunks_mut(kp).take(rows).enumerate().with_min_len(16).for_each(|(r, out)| {
-        for (o, &v) in out.iter_mut().zip(&x[r * k..(r + 1) * k]) {
-            *o = half::bf16::from_f32(v).to_bits();
-        }
-    });
-    let weights = Weights { packed: packed.as_ptr().cast(), block_bytes: BLOCK * kp * 2, blocks: n.div_ceil(BLOCK) };
+    xb.par_chunks_mut(kp)
+        .take(rows)
+        .enumerate()
+        .with_min_len(16)
+        .for_each(|(r, out)| {
+            for (o, &v) in out.iter_mut().zip(&x[r * k..(r + 1) * k]) {
+                *o = half::bf16::from_f32(v).to_bits();
+            }
+        });
+    let weights = Weights {
+        packed: packed.as_ptr().cast(),
+        block_bytes: BLOCK * kp * 2,
+        blocks: n.div_ceil(BLOCK),
+    };
     // SAFETY: `xb` has whole tiles of rows of `2 * kp` bytes; blocks are whole tiles of inputs.
-    unsafe { run::<true, f32>(xb.as_ptr().cast(), 2 * kp, rows, n, &weights, epilogue, |_, _, acc, row| row.copy_from_slice(acc)) }
+    unsafe {
+        run::<true, f32>(
+            xb.as_ptr().cast(),
+            2 * kp,
+            rows,
+            n,
+            &weights,
+            epilogue,
+            |_, _, acc, row| row.copy_from_slice(acc),
+        )
+    }
 }
 
 /// A layer's packed weights, as bytes: `blocks` blocks of `block_bytes`.
@@ -224,16 +266,23 @@ unsafe fn run<const BF16: bool, T: Copy + Default + Send>(
             unsafe {
                 match (m > TILE_ROWS, v == NT) {
                     (true, true) => kernel::<BF16, true, true>(a, ka, wb, w.block_bytes, steps, s),
-                    (true, false) => kernel::<BF16, true, false>(a, ka, wb, w.block_bytes, steps, s),
-                    (false, true) => kernel::<BF16, false, true>(a, ka, wb, w.block_bytes, steps, s),
-                    (false, false) => kernel::<BF16, false, false>(a, ka, wb, w.block_bytes, steps, s),
+                    (true, false) => {
+                        kernel::<BF16, true, false>(a, ka, wb, w.block_bytes, steps, s)
+                    }
+                    (false, true) => {
+                        kernel::<BF16, false, true>(a, ka, wb, w.block_bytes, steps, s)
+                    }
+                    (false, false) => {
+                        kernel::<BF16, false, false>(a, ka, wb, w.block_bytes, steps, s)
+                    }
                 }
             }
             let (c0, c1) = (b * BLOCK, ((b + v) * BLOCK).min(n));
             for (i, acc) in sums.0.iter().enumerate().take(m) {
                 // SAFETY: tasks write disjoint rows x channels rectangles of `y`, which outlives
                 // them.
-                let row = unsafe { std::slice::from_raw_parts_mut(out.at((r + i) * n + c0), c1 - c0) };
+                let row =
+                    unsafe { std::slice::from_raw_parts_mut(out.at((r + i) * n + c0), c1 - c0) };
                 finish(r + i, c0, &acc[..c1 - c0], row);
                 epilogue.apply(row, c0);
             }
@@ -264,8 +313,21 @@ macro_rules! dot {
 /// The tiles are configured ([`TileConfig`]); `a` has 16 (32) rows of `steps * 64` bytes at a
 /// stride of `sa` bytes; `w` (and `w + wstride`) has `steps * 1024` readable bytes.
 #[inline(always)]
-unsafe fn kernel<const BF16: bool, const TWO_A: bool, const TWO_B: bool>(a: *const u8, sa: usize, w: *const u8, wstride: usize, steps: usize, sums: *mut u8) {
-    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+unsafe fn kernel<const BF16: bool, const TWO_A: bool, const TWO_B: bool>(
+    a: *const u8,
+    sa: usize,
+    w: *const u8,
+    wstride: usize,
+    steps: usize,
+    sums: *mut u8,
+) {
+    asm!(
+        "tilezero tmm0",
+        "tilezero tmm1",
+        "tilezero tmm2",
+        "tilezero tmm3",
+        options(nostack, nomem)
+    );
     let a1 = a.add(TILE_ROWS * sa);
     let w1 = w.add(wstride);
     for s in 0..steps {
@@ -305,7 +367,9 @@ mod tests {
     use crate::linear::int8::{Kernel, QuantLinear};
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
@@ -326,7 +390,10 @@ mod tests {
             println!("AMX not available: skipped");
             return;
         }
-        println!("AMX-INT8 available: comparing with {:?}", reference_kernel());
+        println!(
+            "AMX-INT8 available: comparing with {:?}",
+            reference_kernel()
+        );
         let shapes = [
             (1, 16, 4),
             (1, 768, 768),
@@ -350,11 +417,18 @@ mod tests {
             let l = QuantLinear::new(&w, n, k);
             let want = l.forward_on(&x, rows, Epilogue::None, reference_kernel());
             let got = l.forward_on(&x, rows, Epilogue::None, Kernel::Amx);
-            assert!(got == want, "rows {rows} n {n} k {k}: AMX differs from {:?}", reference_kernel());
+            assert!(
+                got == want,
+                "rows {rows} n {n} k {k}: AMX differs from {:?}",
+                reference_kernel()
+            );
             let bias: Vec<f32> = (0..n).map(|j| j as f32 / n as f32 - 0.5).collect();
             let want = l.forward_on(&x, rows, Epilogue::BiasGelu(&bias), reference_kernel());
             let got = l.forward_on(&x, rows, Epilogue::BiasGelu(&bias), Kernel::Amx);
-            assert!(got == want, "rows {rows} n {n} k {k}: AMX with bias and GELU differs");
+            assert!(
+                got == want,
+                "rows {rows} n {n} k {k}: AMX with bias and GELU differs"
+            );
         }
     }
 
@@ -372,9 +446,20 @@ mod tests {
                 row.iter_mut().for_each(|v| *v = -1.0);
             }
         }
-        let x: Vec<f32> = (0..rows * k).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 + (i % 5) as f32 }).collect();
+        let x: Vec<f32> = (0..rows * k)
+            .map(|i| {
+                if i % 3 == 0 {
+                    0.0
+                } else {
+                    1.0 + (i % 5) as f32
+                }
+            })
+            .collect();
         let l = QuantLinear::new(&w, n, k);
-        assert!(l.forward_on(&x, rows, Epilogue::None, Kernel::Amx) == l.forward_on(&x, rows, Epilogue::None, reference_kernel()));
+        assert!(
+            l.forward_on(&x, rows, Epilogue::None, Kernel::Amx)
+                == l.forward_on(&x, rows, Epilogue::None, reference_kernel())
+        );
     }
 
     /// Not a test: `cargo test --release -p biomed-ner-engine amx_speed -- --ignored --nocapture`.
@@ -397,7 +482,11 @@ mod tests {
                 }
                 let s = t.elapsed().as_secs_f64() / 20.0;
                 let gmac = (rows * n * k) as f64 / 1e9;
-                println!("{rows}x{n}x{k} {kernel:?}: {:.3} ms ({:.0} GMAC/s)", s * 1e3, gmac / s);
+                println!(
+                    "{rows}x{n}x{k} {kernel:?}: {:.3} ms ({:.0} GMAC/s)",
+                    s * 1e3,
+                    gmac / s
+                );
             }
         }
     }
