@@ -203,6 +203,15 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// [`dequantise`] into memory not yet written (every value of `out` is written).
+    fn dequantise_uninit(acc: &[i32], zero: i32, col_sum: &[i32], scale: f32, col_scale: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
+        for (((o, &a), &c), &s) in out.iter_mut().zip(acc).zip(col_sum).zip(col_scale) {
+            o.write((a - zero * c) as f32 * (scale * s));
+        }
+    }
+}
+
 /// The sum of `x` in sixteen lanes (so that it vectorises), the lanes added in order.
 #[inline(always)]
 fn sum16(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {

@@ -71,11 +71,10 @@ impl QuantLinear {
         #[cfg(target_arch = "x86_64")]
         if kernel == Kernel::Amx && super::amx::int8_available() {
             let ka = super::amx::int8_row_bytes(self.k);
-            let mut qx = QuantRows::new(x, rows, self.k, ka);
-            qx.q.resize(super::amx::padded_rows(rows) * ka, 0);
-            let finish = |ri: usize, c0: usize, acc: &[i32], row: &mut [f32]| {
+            let qx = QuantRows::new_tiled(x, rows, self.k, ka);
+            let finish = |ri: usize, c0: usize, acc: &[i32], row: &mut [std::mem::MaybeUninit<f32>]| {
                 let c1 = c0 + row.len();
-                crate::vector::dequantise(acc, qx.zero[ri], &self.col_sum[c0..c1], qx.scale[ri], &self.scale[c0..c1], row)
+                crate::vector::dequantise_uninit(acc, qx.zero[ri], &self.col_sum[c0..c1], qx.scale[ri], &self.scale[c0..c1], row)
             };
             // SAFETY: AMX-INT8 is present and granted (checked just above).
             return unsafe { super::amx::forward_int8(&self.packed, self.n, self.kp, &qx.q, rows, epilogue, finish) };
@@ -140,6 +139,42 @@ impl QuantRows {
             .with_min_len(16)
             .for_each(|(r, (out, (s, z)))| (*s, *z) = quantise_row(&x[r * k..(r + 1) * k], &mut out[..k]));
         Self { q, kp, scale, zero }
+    }
+
+    /// The rows quantised as [`QuantRows::new`] does, in the order AMX loads them: for each
+    /// 16 rows (the last ones zero past `rows`), their first 64 bytes (one tile, 1 KB in a row),
+    /// then their next 64, and so on; rows of `ka` bytes (a multiple of 64), zero past `k`.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn new_tiled(x: &[f32], rows: usize, k: usize, ka: usize) -> Self {
+        const TILE_ROWS: usize = 16;
+        const TILE_BYTES: usize = 64;
+        assert!(ka % TILE_BYTES == 0 && ka >= k);
+        let tiles = rows.div_ceil(TILE_ROWS);
+        let mut q: Vec<u8> = Vec::with_capacity(tiles * TILE_ROWS * ka);
+        let mut scale = vec![0f32; rows];
+        let mut zero = vec![0i32; rows];
+        q.spare_capacity_mut()[..tiles * TILE_ROWS * ka]
+            .par_chunks_mut(TILE_ROWS * ka)
+            .zip(scale.par_chunks_mut(TILE_ROWS).zip(zero.par_chunks_mut(TILE_ROWS)))
+            .enumerate()
+            .for_each(|(t, (tile, (scale, zero)))| {
+                let mut row = vec![0u8; ka];
+                for i in 0..TILE_ROWS {
+                    match x.get((t * TILE_ROWS + i) * k..(t * TILE_ROWS + i + 1) * k) {
+                        Some(xr) if i < scale.len() => (scale[i], zero[i]) = quantise_row(xr, &mut row[..k]),
+                        _ => row.fill(0),
+                    }
+                    for (s, piece) in row.chunks_exact(TILE_BYTES).enumerate() {
+                        let to = &mut tile[(s * TILE_ROWS + i) * TILE_BYTES..][..TILE_BYTES];
+                        for (o, &v) in to.iter_mut().zip(piece) {
+                            o.write(v);
+                        }
+                    }
+                }
+            });
+        // SAFETY: every row of every tile was written just above.
+        unsafe { q.set_len(tiles * TILE_ROWS * ka) };
+        Self { q, kp: ka, scale, zero }
     }
 }
 
