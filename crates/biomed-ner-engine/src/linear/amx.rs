@@ -202,20 +202,25 @@ pub(super) unsafe fn forward_bf16(
     // The inputs in tile order (as `QuantRows::new_tiled` lays out bytes): 32 bf16 values make
     // a tile row of 64 bytes.
     const PER_ROW: usize = TILE_BYTES / 2;
-    let steps = kp / PER_ROW;
     let mut xb = vec![0u16; rows.div_ceil(TILE_ROWS) * TILE_ROWS * kp];
-    xb.par_chunks_mut(TILE_ROWS * kp)
-        .enumerate()
-        .for_each(|(t, tile_rows)| {
-            for i in 0..TILE_ROWS.min(rows - t * TILE_ROWS) {
-                let r = t * TILE_ROWS + i;
-                for (j, &v) in x[r * k..(r + 1) * k].iter().enumerate() {
-                    tile_rows[(j / PER_ROW) * TILE_ROWS * PER_ROW + i * PER_ROW + j % PER_ROW] =
-                        half::bf16::from_f32(v).to_bits();
+    let vector = is_x86_feature_detected!("avx512bf16");
+    xb.par_chunks_mut(TILE_ROWS * kp).enumerate().for_each(|(t, tile_rows)| {
+        for i in 0..TILE_ROWS.min(rows - t * TILE_ROWS) {
+            let r = t * TILE_ROWS + i;
+            let row = &x[r * k..(r + 1) * k];
+            for (s, piece) in row.chunks(PER_ROW).enumerate() {
+                let to = &mut tile_rows[(s * TILE_ROWS + i) * PER_ROW..][..PER_ROW];
+                if vector {
+                    // SAFETY: the CPU has AVX-512 BF16 (checked above).
+                    unsafe { to_bf16_avx512(piece, to) };
+                } else {
+                    for (o, &v) in to.iter_mut().zip(piece) {
+                        *o = half::bf16::from_f32(v).to_bits();
+                    }
                 }
             }
-        });
-    debug_assert_eq!(steps * PER_ROW, kp);
+        }
+    });
     let weights = Weights {
         packed: packed.as_ptr().cast(),
         block_bytes: BLOCK * kp * 2,
@@ -236,6 +241,24 @@ pub(super) unsafe fn forward_bf16(
                 }
             },
         )
+    }
+}
+
+/// Up to 32 values to bf16 (rounded to nearest even) with `vcvtne2ps2bf16`; `out` past the
+/// values is left as it is. Denormal inputs become zero, as `tdpbf16ps` reads them anyway, so
+/// the products equal those of the scalar conversion.
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn to_bf16_avx512(x: &[f32], out: &mut [u16]) {
+    use std::arch::x86_64::*;
+    assert!(x.len() <= 32 && out.len() >= x.len());
+    let (n0, n1) = (x.len().min(16), x.len().saturating_sub(16));
+    // SAFETY: the masked loads read only `x`'s values; the store writes `out`'s first 32
+    // values only where `x` has them (a mask of `x.len()` lanes).
+    unsafe {
+        let lo = _mm512_maskz_loadu_ps(((1u32 << n0) - 1) as u16, x.as_ptr());
+        let hi = _mm512_maskz_loadu_ps(((1u32 << n1) - 1) as u16, x.as_ptr().wrapping_add(16));
+        let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_mask_storeu_epi16(out.as_mut_ptr().cast(), ((1u64 << x.len()) - 1) as u32, v);
     }
 }
 
