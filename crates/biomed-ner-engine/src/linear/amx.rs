@@ -273,9 +273,10 @@ struct Weights {
 unsafe impl Sync for Weights {}
 
 /// The product of `rows` input rows (`a`: rows of `ka` bytes, a multiple of 64, in tile order,
-/// see `QuantRows::new_tiled`) by the weights, with `tdpbf16ps` if `BF16` (sums `T = f32`) else `tdpbusd` (`T = i32`): `finish(row, c0,
-/// sums, out)` turns each row's sums into its outputs from channel `c0` on (writing every one:
-/// the outputs are not initialised before), then `epilogue`.
+/// see `QuantRows::new_tiled`) by the weights, with `tdpbf16ps` if `BF16` (sums `T = f32`)
+/// else `tdpbusd` (`T = i32`): `finish(row, c0, sums, out)` turns each row's sums into its
+/// outputs from channel `c0` on (writing every one: the outputs are not initialised before),
+/// then `epilogue`.
 ///
 /// # Safety
 /// AMX is granted for the instruction; `a` holds `ceil(rows / 16) * 16` rows of `ka` bytes in
@@ -393,7 +394,8 @@ macro_rules! dot {
 ///
 /// # Safety
 /// The tiles are configured ([`TileConfig`]); `a` (and `a1`) have a tile of rows of `steps * 64`
-/// bytes in tile order (`QuantRows::new_tiled`); `w` (and `w + wstride`) has `steps * 1024` readable bytes.
+/// bytes in tile order (`QuantRows::new_tiled`); `w` (and `w + wstride`) has `steps * 1024`
+/// readable bytes.
 #[inline(always)]
 unsafe fn kernel<const BF16: bool, const TWO_A: bool, const TWO_B: bool>(
     a: *const u8,
